@@ -1,0 +1,3 @@
+from nsxkube.cli import main
+
+main()
