@@ -1,0 +1,92 @@
+"""The command line: parse arguments, call one function, render its result, exit.
+
+Heavy libraries (pydantic, pyVmomi, httpx) are imported inside the commands so that
+`nsxkube --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nsxkube import __version__
+
+app = typer.Typer(
+    name="nsxkube",
+    help="Production Kubernetes on vSphere VMs attached to NSX-T networking, from one cluster.yaml.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class Output(str, Enum):
+    text = "text"
+    json = "json"
+
+
+SpecPath = Annotated[Path, typer.Argument(help="the cluster file", show_default=True)]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nsxkube {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """nsxkube builds and operates Kubernetes clusters on vSphere + NSX-T."""
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="where to write the example")] = Path("cluster.yaml"),
+    name: Annotated[str | None, typer.Option(help="cluster name to put in the file")] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented example cluster.yaml (the seed plan's environment) to PATH."""
+    from nsxkube.cli.commands import write_example
+
+    written = write_example(path, name=name, force=force)
+    typer.echo(f"wrote {written}; edit it, then run: nsxkube check {written}")
+
+
+@app.command()
+def check(
+    path: SpecPath = Path("cluster.yaml"),
+    output: Annotated[Output, typer.Option("--output", "-o", help="text for people, json for scripts")] = Output.text,
+) -> None:
+    """Validate cluster.yaml offline and show the design: IP plan, MTU chain, ports, versions."""
+    from nsxkube.cli.commands import check_spec
+
+    raise typer.Exit(check_spec(path, as_json=output is Output.json))
+
+
+def main() -> None:
+    """Console entry point: every expected failure is one line on stderr and a non-zero exit."""
+    from nsxkube.errors import NsxkubeError
+
+    try:
+        app(prog_name="nsxkube")  # exits by itself on success and on usage errors
+    except NsxkubeError as err:
+        typer.echo(f"error: {err.one_line()}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as err:  # the promise is: never a traceback for the operator
+        if os.environ.get("NSXKUBE_DEBUG"):
+            raise
+        typer.echo(f"internal error: {type(err).__name__}: {err} (set NSXKUBE_DEBUG=1 for the traceback)", err=True)
+        sys.exit(70)

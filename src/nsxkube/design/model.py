@@ -1,0 +1,166 @@
+"""Design: everything later layers need, derived from the spec alone (no I/O, no clock)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nsxkube.design.ip_plan import IpPlan, derive_ip_plan
+from nsxkube.design.mtu import MtuChain, derive_mtu_chain
+from nsxkube.design.ports import Flow, derive_port_matrix
+from nsxkube.design.versions import VersionSet, resolve_versions
+from nsxkube.errors import SpecError
+from nsxkube.spec.model import ClusterSpec
+from nsxkube.spec.problems import Problem
+
+OWNERSHIP_SCOPE = "nsxkube/cluster"
+
+
+@dataclass(frozen=True)
+class Tag:
+    scope: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class Design:
+    spec: ClusterSpec
+    versions: VersionSet
+    ip_plan: IpPlan
+    mtu: MtuChain
+    ports: tuple[Flow, ...]
+    no_proxy: tuple[str, ...]
+    warnings: tuple[Problem, ...]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def ownership(self) -> Tag:
+        return Tag(OWNERSHIP_SCOPE, self.spec.name)
+
+    @property
+    def api_endpoint(self) -> str:
+        return f"{self.ip_plan.api_vip}:6443"
+
+
+def analyse(spec: ClusterSpec) -> tuple[Design | None, list[Problem]]:
+    """Derive the design and every finding; the design is None when any finding is an error."""
+    versions, problems = resolve_versions(spec.kubernetes.version)
+    ip_plan, ip_problems = derive_ip_plan(spec)
+    mtu, mtu_problems = derive_mtu_chain(spec)
+    problems += ip_problems + mtu_problems + _cluster_rules(spec)
+    if any(p.severity == "error" for p in problems) or versions is None or ip_plan is None:
+        return None, problems
+    design = Design(
+        spec=spec,
+        versions=versions,
+        ip_plan=ip_plan,
+        mtu=mtu,
+        ports=derive_port_matrix(spec, mtu),
+        no_proxy=_no_proxy(spec),
+        warnings=tuple(p for p in problems if p.severity == "warning"),
+    )
+    return design, problems
+
+
+def derive_design(spec: ClusterSpec) -> Design:
+    """The design, or a SpecError listing every error (warnings stay in ``design.warnings``)."""
+    design, problems = analyse(spec)
+    if design is None:
+        errors = [p for p in problems if p.severity == "error"]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SpecError(errors[0].one_line() + more, problems=tuple(errors))
+    return design
+
+
+def _cluster_rules(spec: ClusterSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    k8s, network = spec.kubernetes, spec.network
+    segment = spec.nsx.segment.cidr
+    named = [("kubernetes.pod_cidr", k8s.pod_cidr), ("kubernetes.service_cidr", k8s.service_cidr)]
+    if k8s.pod_cidr.overlaps(k8s.service_cidr):
+        problems.append(Problem("kubernetes.service_cidr",
+                                f"service CIDR {k8s.service_cidr} overlaps the pod CIDR {k8s.pod_cidr}"))
+    for key, cidr in named:
+        if cidr.overlaps(segment):
+            problems.append(Problem(key, f"{cidr} overlaps the node segment {segment}"))
+        for i, admin in enumerate(network.admin_networks):
+            if cidr.overlaps(admin):
+                problems.append(Problem(key, f"{cidr} overlaps admin network {admin} (network.admin_networks[{i}])",
+                                        hint="pick a cluster range the site does not route"))
+    if k8s.service_cidr.prefixlen < 12:
+        problems.append(Problem("kubernetes.service_cidr", f"{k8s.service_cidr} is larger than the /12 kubeadm allows"))
+    node_count = spec.nodes.control_planes.count + spec.nodes.workers.count
+    # kubeadm gives every node a /24 of the pod CIDR (node-cidr-mask-size 24).
+    if k8s.pod_cidr.prefixlen > 24:
+        problems.append(Problem("kubernetes.pod_cidr", f"{k8s.pod_cidr} is smaller than one node's /24"))
+    elif node_count > 2 ** (24 - k8s.pod_cidr.prefixlen):
+        problems.append(Problem("kubernetes.pod_cidr", f"{k8s.pod_cidr} holds {2 ** (24 - k8s.pod_cidr.prefixlen)} "
+                                f"node /24s, fewer than the {node_count} nodes", hint="use a larger pod CIDR"))
+
+    control_planes = spec.nodes.control_planes.count
+    if control_planes < 1:
+        problems.append(Problem("nodes.control_planes.count", "a cluster needs at least one control plane"))
+    elif control_planes % 2 == 0:
+        problems.append(Problem("nodes.control_planes.count", f"{control_planes} control planes: etcd quorum "
+                                "tolerates no more failures than with one fewer", severity="warning",
+                                hint="use an odd number (3 or 5)"))
+    if spec.nodes.workers.count == 0:
+        problems.append(Problem("nodes.workers.count", "no workers: workloads need the control-plane taint removed",
+                                severity="warning"))
+
+    if not network.dns_servers:
+        problems.append(Problem("network.dns_servers", "at least one DNS server is required",
+                                hint="list the site's resolvers, e.g. [10.0.0.53]"))
+    if not network.ntp_servers:
+        problems.append(Problem("network.ntp_servers", "no NTP servers: nodes will use ntp.ubuntu.com over the internet",
+                                severity="warning", hint="list the site's NTP servers (air-gapped sites must)"))
+    if not network.admin_networks:
+        problems.append(Problem("network.admin_networks", "no admin networks: the DFW lets nobody outside the nodes "
+                                "reach the API or SSH", severity="warning",
+                                hint="list the networks nsxkube and operators work from"))
+    if not spec.ssh.public_keys:
+        problems.append(Problem("ssh.public_keys", "no SSH public key: nobody could log in to the nodes",
+                                hint="add the public key that matches ssh.private_key_file"))
+
+    allowlisted = 1 + sum(p.range.size for p in network.loadbalancer_pools)
+    if spec.nsx.vip_mode == "allowlist" and allowlisted + 1 > 256:
+        problems.append(Problem("network.loadbalancer_pools", f"{allowlisted} VIP and pool addresses exceed the 255 "
+                                "extra ARP bindings NSX IP discovery keeps per port",
+                                hint="shrink the pools or use nsx.vip_mode: segment-profiles"))
+
+    addons = spec.addons
+    if addons.ingress.controller == "ingress-nginx":
+        problems.append(Problem("addons.ingress.controller", "ingress-nginx is retired (archived March 2026, no more "
+                                "security patches)", severity="warning",
+                                hint="use cilium: existing Ingress objects keep working"))
+    if addons.ingress.controller == "cilium" and not addons.cilium.kube_proxy_replacement:
+        problems.append(Problem("addons.ingress.controller", "Cilium's ingress controller needs kube-proxy replacement",
+                                hint="set addons.cilium.kube_proxy_replacement: true"))
+    if addons.gateway_api.enabled and not addons.cilium.kube_proxy_replacement:
+        problems.append(Problem("addons.gateway_api.enabled", "Cilium's Gateway API needs kube-proxy replacement",
+                                hint="set addons.cilium.kube_proxy_replacement: true"))
+    if addons.loadbalancer.provider != "none" and not network.loadbalancer_pools:
+        problems.append(Problem("network.loadbalancer_pools", f"{addons.loadbalancer.provider} needs at least one pool"))
+    if spec.vsphere.tls.insecure:
+        problems.append(Problem("vsphere.tls.insecure", "vCenter certificate verification is OFF", severity="warning",
+                                hint="set vsphere.tls.thumbprint or ca_file"))
+    if spec.nsx.tls.insecure:
+        problems.append(Problem("nsx.tls.insecure", "NSX certificate verification is OFF", severity="warning",
+                                hint="set nsx.tls.thumbprint or ca_file"))
+    return problems
+
+
+def _no_proxy(spec: ClusterSpec) -> tuple[str, ...]:
+    if spec.network.proxy is None:
+        return ()
+    k8s = spec.kubernetes
+    entries = ["localhost", "127.0.0.1", ".svc", f".{k8s.dns_domain}", str(k8s.pod_cidr), str(k8s.service_cidr),
+               str(spec.nsx.segment.cidr), str(spec.network.api_vip), spec.vsphere.server]
+    if k8s.api_dns_name:
+        entries.append(k8s.api_dns_name)
+    entries += spec.network.proxy.no_proxy
+    return tuple(dict.fromkeys(entries))
+
+

@@ -1,0 +1,167 @@
+"""Reading cluster.yaml: YAML errors with line and column, schema errors that name the key."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from nsxkube.errors import SpecError
+from nsxkube.spec.model import ClusterSpec
+from nsxkube.spec.problems import Problem
+
+Loc = tuple[int | str, ...]
+
+
+def load_spec(path: Path) -> ClusterSpec:
+    """Read and validate cluster.yaml; raise SpecError with every problem found."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file", hint="create one with `nsxkube init`") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"{path}: cannot read: {err}") from None
+    return parse_spec(text, source=str(path))
+
+
+def parse_spec(text: str, source: str = "cluster.yaml") -> ClusterSpec:
+    root = _compose(text, source)
+    problems = _duplicate_keys(root)
+    if problems:
+        raise _spec_error(source, problems)
+    data = yaml.safe_load(text)
+    if data is None:
+        raise SpecError(f"{source}: the file is empty", hint="start from `nsxkube init`")
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: the top level must be a mapping of keys (name:, vsphere:, nsx:, …)")
+    try:
+        return ClusterSpec.model_validate(data)
+    except ValidationError as err:
+        raise _spec_error(source, [_problem(e, root) for e in err.errors()]) from None
+
+
+def _spec_error(source: str, problems: list[Problem]) -> SpecError:
+    problems = sorted(problems, key=lambda p: (p.line or 0, p.key))
+    first = problems[0].one_line(source)
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return SpecError(first + more, problems=tuple(problems))
+
+
+def _compose(text: str, source: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise SpecError(f"{where}: YAML syntax error: {err.problem or err.context}") from None
+    except yaml.YAMLError as err:
+        raise SpecError(f"{source}: YAML syntax error: {err}") from None
+
+
+def _duplicate_keys(node: yaml.Node | None, path: str = "") -> list[Problem]:
+    problems: list[Problem] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            dotted = f"{path}.{key}" if path else key
+            if key in seen:
+                problems.append(
+                    Problem(dotted, "key appears twice", hint="keep one", line=key_node.start_mark.line + 1,
+                            column=key_node.start_mark.column + 1)
+                )
+            seen.add(key)
+            problems += _duplicate_keys(value_node, dotted)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems += _duplicate_keys(item, f"{path}[{index}]")
+    return problems
+
+
+def _problem(error: Any, root: yaml.Node | None) -> Problem:
+    loc: Loc = tuple(part for part in error["loc"] if not _is_internal(part))
+    key = _dotted(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        unknown = str(loc[-1])
+        known = _known_keys(loc[:-1])
+        guess = difflib.get_close_matches(unknown, known, n=1)
+        hint = f"did you mean '{guess[0]}'?" if guess else f"known keys here: {', '.join(known)}"
+        message, node_loc = f"unknown key '{unknown}'", loc
+    elif kind == "missing":
+        message, hint, node_loc = "required key is missing", None, loc[:-1]
+    else:
+        message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        hint, node_loc = None, loc
+    line, column = _position(root, node_loc)
+    return Problem(key, message, hint=hint, line=line, column=column)
+
+
+def _is_internal(part: int | str) -> bool:
+    # pydantic adds type tags such as 'function-after[...]' to the location of validated unions
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+
+
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _known_keys(loc: Loc) -> list[str]:
+    model: type[BaseModel] | None = ClusterSpec
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(str(part))
+        model = _model_of(field.annotation) if field else None
+    return sorted(model.model_fields) if model else []
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found:
+            return found
+    return None
+
+
+def _position(root: yaml.Node | None, loc: Loc) -> tuple[int | None, int | None]:
+    node = root
+    best = root
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == part:
+                    child = key_node if part == loc[-1] and isinstance(value_node, yaml.ScalarNode) else value_node
+                    best = key_node
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+            best = child
+        if child is None:
+            break
+        node = child
+    if best is None:
+        return None, None
+    return best.start_mark.line + 1, best.start_mark.column + 1
+
+
+def locate(text: str, key: str) -> tuple[int | None, int | None]:
+    """Line and column of a dotted key (``nodes.workers.addresses[1]``) in a YAML text."""
+    loc: list[int | str] = []
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", key):
+        loc.append(int(part[1:-1]) if part.startswith("[") else part)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None, None
+    return _position(root, tuple(loc))

@@ -1,0 +1,318 @@
+"""The pydantic model of cluster.yaml. Defaults come from the seed plan's environment.
+
+Only shape and single-field rules live here; rules that relate several fields (overlaps,
+sizes, the MTU chain) live in ``nsxkube.design``, which can explain them with the whole plan.
+Secrets are never values here: only the names of environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from nsxkube.spec.types import DnsLabel, DnsName, EnvName, Range
+
+IPv4 = ipaddress.IPv4Address
+Net = ipaddress.IPv4Network
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors (with a did-you-mean); parsed specs are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Credentials(Strict):
+    user_env: EnvName
+    password_env: EnvName
+
+
+_THUMBPRINT = re.compile(r"^([0-9A-Fa-f]{2}:){19}[0-9A-Fa-f]{2}$|^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$")
+
+
+class Tls(Strict):
+    """How the server's certificate is trusted. Verification is on unless ``insecure`` is set."""
+
+    ca_file: Path | None = None
+    thumbprint: str | None = Field(default=None, description="SHA-256 (or SHA-1) of the certificate, AA:BB:…")
+    insecure: bool = False
+
+    @field_validator("thumbprint")
+    @classmethod
+    def _thumbprint_format(cls, value: str | None) -> str | None:
+        if value is not None and not _THUMBPRINT.match(value):
+            raise ValueError("must be a SHA-256 or SHA-1 fingerprint written as colon-separated hex pairs")
+        return value.upper() if value else value
+
+    @model_validator(mode="after")
+    def _one_way_of_trust(self) -> Tls:
+        if self.insecure and (self.ca_file or self.thumbprint):
+            raise ValueError("insecure: true cannot be combined with ca_file or thumbprint: choose one")
+        return self
+
+
+class Kubernetes(Strict):
+    version: str = Field(default="1.35", pattern=r"^v?1\.\d+(\.\d+)?$")
+    pod_cidr: Net = Net("10.244.0.0/16")
+    service_cidr: Net = Net("10.96.0.0/12")
+    dns_domain: DnsName = "cluster.local"
+    api_dns_name: DnsName | None = None
+
+
+class Vsphere(Strict):
+    server: str
+    datacenter: str
+    cluster: str
+    datastore: str
+    folder: str | None = Field(default=None, description="VM folder path; default the datacenter's VM root")
+    resource_pool: str | None = Field(default=None, description="default the cluster's root pool")
+    template: str = "ubuntu-2404-k8s-template"
+    network: str = Field(default="k8s-nodes-segment", description="port group of the node segment")
+    credentials: Credentials = Credentials(user_env="VSPHERE_USER", password_env="VSPHERE_PASSWORD")
+    tls: Tls = Tls()
+    anti_affinity: bool = True
+
+
+class Segment(Strict):
+    name: DnsLabel = "k8s-nodes-segment"
+    cidr: Net = Net("172.16.50.0/24")
+    gateway: IPv4 | None = Field(default=None, description="default the first address of the CIDR")
+    dhcp_ranges: list[Range] = []
+    use_existing: bool = Field(default=False, description="the segment belongs to someone else: only read it")
+
+
+class Dfw(Strict):
+    enabled: bool = True
+    category: Literal["Infrastructure", "Environment", "Application"] = "Application"
+    sequence_number: int = Field(default=100, ge=0, le=999_999)
+    default_deny: bool = Field(default=True, description="drop what the port matrix does not allow")
+    log_denied: bool = True
+
+
+class Nsx(Strict):
+    manager: str
+    credentials: Credentials = Credentials(user_env="NSX_USER", password_env="NSX_PASSWORD")
+    tls: Tls = Tls()
+    auth: Literal["session", "basic"] = "session"
+    transport_zone: str
+    tier1: str
+    domain: str = "default"
+    segment: Segment = Segment()
+    tep_mtu: int = Field(default=1700, ge=1280, le=9216)
+    vip_mode: Literal["allowlist", "segment-profiles"] = Field(
+        default="allowlist",
+        description=(
+            "allowlist: SpoofGuard stays on and the API VIP and LoadBalancer pools are added as "
+            "address bindings on the ports of the nodes that may announce them; segment-profiles: "
+            "a SpoofGuard profile without the binding allowlist is bound to the node segment"
+        ),
+    )
+    dfw: Dfw = Dfw()
+
+
+class LoadBalancerPool(Strict):
+    name: DnsLabel
+    range: Range
+
+
+class Proxy(Strict):
+    url: str
+    no_proxy: list[str] = []
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(:\d+)?/?$", value):
+            raise ValueError("must look like http://proxy.example.com:3128 (no credentials in the file)")
+        if "@" in value:
+            raise ValueError("must not carry credentials: nsxkube never writes secrets into files")
+        return value.rstrip("/")
+
+
+class Network(Strict):
+    api_vip: IPv4 = IPv4("172.16.50.10")
+    loadbalancer_pools: list[LoadBalancerPool] = [
+        LoadBalancerPool(name="default", range="172.16.50.200-172.16.50.250")  # type: ignore[arg-type]
+    ]
+    node_mtu: int = Field(default=1500, ge=1280, le=9000)
+    dns_servers: list[IPv4] = []
+    ntp_servers: list[str] = []
+    search_domains: list[DnsName] = []
+    admin_networks: list[Net] = Field(default=[], description="may reach the API (6443) and SSH (22)")
+    client_networks: list[Net] = Field(
+        default=[Net("0.0.0.0/0")], description="may reach LoadBalancer services and NodePorts"
+    )
+    loadbalancer_ports: list[int] = [80, 443]
+    nodeport: bool = Field(default=True, description="open the NodePort range to client_networks")
+    proxy: Proxy | None = None
+    apt_mirror: str | None = None
+    registry_mirrors: dict[str, str] = Field(
+        default={}, description="registry host → mirror URL, e.g. registry.k8s.io: https://mirror.local"
+    )
+
+    @field_validator("loadbalancer_ports")
+    @classmethod
+    def _ports(cls, ports: list[int]) -> list[int]:
+        for port in ports:
+            if not 1 <= port <= 65535:
+                raise ValueError(f"{port} is not a TCP port (1-65535)")
+        return ports
+
+
+class Role(Strict):
+    count: int = Field(ge=0, le=500)
+    name_prefix: DnsLabel
+    cpus: int = Field(default=4, ge=1, le=768)
+    memory_gib: int = Field(default=8, ge=2, le=24_576)
+    disk_gib: int = Field(default=60, ge=20, le=62_000)
+    addresses: list[IPv4] = Field(default=[], description="one per node; empty = allocate from nodes.address_range")
+
+
+class Nodes(Strict):
+    address_range: Range | None = Field(
+        default=None, description="where node addresses are allocated; default the addresses after the API VIP"
+    )
+    control_planes: Role = Role(count=3, name_prefix="cp", cpus=4, memory_gib=8, disk_gib=60)
+    workers: Role = Role(count=2, name_prefix="worker", cpus=4, memory_gib=16, disk_gib=100)
+
+
+_SSH_KEY = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+( .*)?$")
+
+
+class Ssh(Strict):
+    user: str = Field(default="ubuntu", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    port: int = Field(default=22, ge=1, le=65535)
+    public_keys: list[str] = []
+    private_key_file: Path = Path("~/.ssh/id_ed25519")
+    known_hosts_file: Path | None = Field(default=None, description="default <workdir>/known_hosts")
+    trust_on_first_use: bool = False
+    bastion: str | None = Field(default=None, description="jump host as user@host[:port]")
+
+    @field_validator("public_keys")
+    @classmethod
+    def _keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if not _SSH_KEY.match(key):
+                raise ValueError(f"{key[:30]!r}… is not an OpenSSH public key line (ssh-ed25519 AAAA… comment)")
+            if "PRIVATE KEY" in key:
+                raise ValueError("a private key was pasted: only public keys belong here")
+        return keys
+
+
+class Cilium(Strict):
+    tunnel: Literal["geneve", "vxlan"] = Field(
+        default="geneve", description="geneve (UDP 6081); vxlan (UDP 8472) is dropped by some NSX/ESXi offloads"
+    )
+    hubble: bool = True
+    hubble_ui: bool = True
+    kube_proxy_replacement: bool = True
+
+
+class LoadBalancer(Strict):
+    provider: Literal["metallb", "cilium-l2", "none"] = "metallb"
+
+
+class Ingress(Strict):
+    controller: Literal["cilium", "ingress-nginx", "none"] = "cilium"
+
+
+class GatewayApi(Strict):
+    enabled: bool = True
+
+
+class Storage(Strict):
+    enabled: bool = True
+    class_name: DnsLabel = "vsphere-csi"
+    storage_policy: str | None = None
+    datastore_url: str | None = None
+    default_class: bool = True
+    fstype: Literal["ext4", "xfs"] = "ext4"
+    reclaim_policy: Literal["Delete", "Retain"] = "Delete"
+
+    @model_validator(mode="after")
+    def _one_placement(self) -> Storage:
+        if self.storage_policy and self.datastore_url:
+            raise ValueError("set storage_policy or datastore_url, not both")
+        return self
+
+
+class Enabled(Strict):
+    enabled: bool = True
+
+
+class Monitoring(Strict):
+    enabled: bool = True
+    grafana: bool = True
+    retention: str = Field(default="15d", pattern=r"^\d+[hdwy]$")
+    storage_gib: int = Field(default=50, ge=1)
+
+
+class EtcdBackup(Strict):
+    enabled: bool = True
+    schedule: str = Field(default="0 */6 * * *", description="cron expression, node local time")
+    keep: int = Field(default=28, ge=1, le=10_000, description="snapshots kept per control plane")
+    directory: str = "/var/backups/etcd"
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError("must be a five-field cron expression such as '0 */6 * * *'")
+        return value
+
+
+class Velero(Strict):
+    enabled: bool = False
+    s3_url: str | None = None
+    bucket: str | None = None
+    region: str = "us-east-1"
+    access_key_env: EnvName = "VELERO_S3_ACCESS_KEY"
+    secret_key_env: EnvName = "VELERO_S3_SECRET_KEY"
+    schedule: str = "0 2 * * *"
+    ttl: str = Field(default="720h", pattern=r"^\d+h$")
+
+    @model_validator(mode="after")
+    def _target(self) -> Velero:
+        if self.enabled and not (self.s3_url and self.bucket):
+            raise ValueError("velero is enabled: set s3_url and bucket (credentials come from the env vars)")
+        return self
+
+
+class Backups(Strict):
+    etcd: EtcdBackup = EtcdBackup()
+    velero: Velero = Velero()
+
+
+class Security(Strict):
+    pod_security: Literal["privileged", "baseline", "restricted"] = "baseline"
+    default_deny_network_policies: bool = True
+    namespaces: list[DnsLabel] = Field(default=["default"], description="namespaces given the baseline")
+
+
+class Addons(Strict):
+    cilium: Cilium = Cilium()
+    loadbalancer: LoadBalancer = LoadBalancer()
+    ingress: Ingress = Ingress()
+    gateway_api: GatewayApi = GatewayApi()
+    storage: Storage = Storage()
+    metrics_server: Enabled = Enabled()
+    monitoring: Monitoring = Monitoring()
+    backups: Backups = Backups()
+    security: Security = Security()
+
+
+class ClusterSpec(Strict):
+    """The whole of cluster.yaml."""
+
+    name: DnsLabel
+    kubernetes: Kubernetes = Kubernetes()
+    vsphere: Vsphere
+    nsx: Nsx
+    network: Network = Network()
+    nodes: Nodes = Nodes()
+    ssh: Ssh = Ssh()
+    addons: Addons = Addons()
