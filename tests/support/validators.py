@@ -81,7 +81,6 @@ def kubernetes_schema(obj: dict[str, Any], version: str) -> list[str]:
 
 
 def write_temp(content: str, suffix: str) -> Path:
-    handle = tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False, encoding="utf-8")
-    with handle:
+    with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False, encoding="utf-8") as handle:
         handle.write(content)
     return Path(handle.name)

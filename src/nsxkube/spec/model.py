@@ -14,10 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from nsxkube.spec.types import DnsLabel, DnsName, EnvName, Range
-
-IPv4 = ipaddress.IPv4Address
-Net = ipaddress.IPv4Network
+from nsxkube.spec.types import Address, Cidr, DnsLabel, DnsName, EnvName, Range
 
 
 class Strict(BaseModel):
@@ -57,8 +54,8 @@ class Tls(Strict):
 
 class Kubernetes(Strict):
     version: str = Field(default="1.35", pattern=r"^v?1\.\d+(\.\d+)?$")
-    pod_cidr: Net = Net("10.244.0.0/16")
-    service_cidr: Net = Net("10.96.0.0/12")
+    pod_cidr: Cidr = ipaddress.IPv4Network("10.244.0.0/16")
+    service_cidr: Cidr = ipaddress.IPv4Network("10.96.0.0/12")
     dns_domain: DnsName = "cluster.local"
     api_dns_name: DnsName | None = None
 
@@ -79,8 +76,8 @@ class Vsphere(Strict):
 
 class Segment(Strict):
     name: DnsLabel = "k8s-nodes-segment"
-    cidr: Net = Net("172.16.50.0/24")
-    gateway: IPv4 | None = Field(default=None, description="default the first address of the CIDR")
+    cidr: Cidr = ipaddress.IPv4Network("172.16.50.0/24")
+    gateway: Address | None = Field(default=None, description="default the first address of the CIDR")
     dhcp_ranges: list[Range] = []
     use_existing: bool = Field(default=False, description="the segment belongs to someone else: only read it")
 
@@ -134,17 +131,17 @@ class Proxy(Strict):
 
 
 class Network(Strict):
-    api_vip: IPv4 = IPv4("172.16.50.10")
+    api_vip: Address = ipaddress.IPv4Address("172.16.50.10")
     loadbalancer_pools: list[LoadBalancerPool] = [
         LoadBalancerPool(name="default", range="172.16.50.200-172.16.50.250")  # type: ignore[arg-type]
     ]
     node_mtu: int = Field(default=1500, ge=1280, le=9000)
-    dns_servers: list[IPv4] = []
+    dns_servers: list[Address] = []
     ntp_servers: list[str] = []
     search_domains: list[DnsName] = []
-    admin_networks: list[Net] = Field(default=[], description="may reach the API (6443) and SSH (22)")
-    client_networks: list[Net] = Field(
-        default=[Net("0.0.0.0/0")], description="may reach LoadBalancer services and NodePorts"
+    admin_networks: list[Cidr] = Field(default=[], description="may reach the API (6443) and SSH (22)")
+    client_networks: list[Cidr] = Field(
+        default=[ipaddress.IPv4Network("0.0.0.0/0")], description="may reach LoadBalancer services and NodePorts"
     )
     loadbalancer_ports: list[int] = [80, 443]
     nodeport: bool = Field(default=True, description="open the NodePort range to client_networks")
@@ -169,7 +166,7 @@ class Role(Strict):
     cpus: int = Field(default=4, ge=1, le=768)
     memory_gib: int = Field(default=8, ge=2, le=24_576)
     disk_gib: int = Field(default=60, ge=20, le=62_000)
-    addresses: list[IPv4] = Field(default=[], description="one per node; empty = allocate from nodes.address_range")
+    addresses: list[Address] = Field(default=[], description="one per node; empty = allocate from nodes.address_range")
 
 
 class Nodes(Strict):

@@ -104,3 +104,42 @@ def check_dns_name(value: object) -> str:
 
 DnsLabel = Annotated[str, BeforeValidator(check_dns_label)]
 DnsName = Annotated[str, BeforeValidator(check_dns_name)]
+
+
+def parse_cidr(value: object) -> ipaddress.IPv4Network:
+    if isinstance(value, ipaddress.IPv4Network):
+        return value
+    text = str(value).strip()
+    if "/" not in text:
+        raise ValueError(f"{text!r} is not a CIDR: write it as 172.16.50.0/24")
+    try:
+        return ipaddress.IPv4Network(text, strict=True)
+    except ValueError as err:
+        try:
+            loose = ipaddress.IPv4Network(text, strict=False)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IPv4 CIDR: {err}") from None
+        raise ValueError(f"{text!r} has host bits set: did you mean {loose}?") from None
+
+
+def parse_address(value: object) -> ipaddress.IPv4Address:
+    if isinstance(value, ipaddress.IPv4Address):
+        return value
+    try:
+        return ipaddress.IPv4Address(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+
+
+Cidr = Annotated[
+    ipaddress.IPv4Network,
+    BeforeValidator(parse_cidr),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["172.16.50.0/24"]}),
+]
+Address = Annotated[
+    ipaddress.IPv4Address,
+    BeforeValidator(parse_address),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["172.16.50.10"]}),
+]
