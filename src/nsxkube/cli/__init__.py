@@ -73,6 +73,43 @@ def check(
     raise typer.Exit(check_spec(path, as_json=output is Output.json))
 
 
+PhaseOption = Annotated[
+    str | None, typer.Option("--phase", help="comma-separated phases (network,machines,bootstrap); default all")
+]
+WorkdirOption = Annotated[
+    Path | None, typer.Option("--workdir", help="kubeconfig, logs and bundle; default .nsxkube/<name> beside the file")
+]
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text for people, json for scripts")]
+
+
+@app.command()
+def plan(path: SpecPath = Path("cluster.yaml"), phase: PhaseOption = None, workdir: WorkdirOption = None,
+         output: OutputOption = Output.text) -> None:
+    """Show, phase by phase, what apply would change (reads only)."""
+    from nsxkube.cli.run import run
+
+    raise typer.Exit(run("plan", path, phase, workdir, as_json=output is Output.json))
+
+
+@app.command()
+def apply(path: SpecPath = Path("cluster.yaml"), phase: PhaseOption = None, workdir: WorkdirOption = None,
+          output: OutputOption = Output.text) -> None:
+    """Make the cluster match cluster.yaml; run again to resume after a failure."""
+    from nsxkube.cli.run import run
+
+    raise typer.Exit(run("apply", path, phase, workdir, as_json=output is Output.json))
+
+
+@app.command()
+def destroy(path: SpecPath = Path("cluster.yaml"), phase: PhaseOption = None, workdir: WorkdirOption = None,
+            yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
+            output: OutputOption = Output.text) -> None:
+    """Delete what nsxkube created for this cluster (only objects it owns); asks first."""
+    from nsxkube.cli.run import run
+
+    raise typer.Exit(run("destroy", path, phase, workdir, yes=yes, as_json=output is Output.json))
+
+
 def main() -> None:
     """Console entry point: every expected failure is one line on stderr and a non-zero exit."""
     from nsxkube.errors import NsxkubeError

@@ -1,0 +1,1 @@
+"""The phase contract, change records, the runner and the reporter protocol."""

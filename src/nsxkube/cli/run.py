@@ -1,0 +1,94 @@
+"""plan / apply / destroy: build the context, run the pipeline, show the result."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from nsxkube.cli.reporting import TerminalReporter, show_timings
+from nsxkube.pipeline import runner
+from nsxkube.pipeline.change import Change
+from nsxkube.pipeline.context import Context, Options
+from nsxkube.pipeline.reporter import RecordingReporter
+from nsxkube.secrets import read_secret
+
+
+def default_workdir(spec_path: Path, name: str) -> Path:
+    return spec_path.resolve().parent / ".nsxkube" / name
+
+
+def make_context(spec_path: Path, workdir: Path | None, *, yes: bool, quiet: bool = False) -> Context:
+    from nsxkube.design import derive_design
+    from nsxkube.spec import load_spec
+
+    design = derive_design(load_spec(spec_path))
+    work = workdir or default_workdir(spec_path, design.name)
+    work.mkdir(parents=True, exist_ok=True)
+    os.chmod(work, 0o700)
+    reporter = RecordingReporter() if quiet else TerminalReporter()
+    if not quiet:
+        for warning in design.warnings:
+            reporter.warning("spec", warning.one_line())
+    return Context(design=design, options=Options(workdir=work, assume_yes=yes), reporter=reporter,
+                   secret=read_secret)
+
+
+def run(verb: str, spec_path: Path, phase_names: str | None, workdir: Path | None, *, yes: bool = False,
+        as_json: bool = False) -> int:
+    from nsxkube import phases
+
+    ctx = make_context(spec_path, workdir, yes=yes, quiet=as_json)
+    try:
+        selected = phases.select(phase_names)
+        if verb == "plan":
+            result = runner.plan(ctx, selected)
+        elif verb == "apply":
+            result = runner.apply(ctx, selected, str(spec_path))
+        else:
+            result = runner.destroy(ctx, selected, confirm=lambda changes: _confirm(changes, yes))
+    finally:
+        ctx.close()
+    if as_json:
+        print(json.dumps(_result_dict(result), indent=2))
+    else:
+        reporter = ctx.reporter
+        assert isinstance(reporter, TerminalReporter)
+        show_timings(reporter.console, result)
+    return 0 if result.ok else 1
+
+
+def _confirm(changes: list[Change], yes: bool) -> bool:
+    if yes:
+        return True
+    deletions = [c for c in changes if c.action == "delete"]
+    if not sys.stdin or not sys.stdin.isatty():
+        from nsxkube.errors import UsageError
+
+        raise UsageError(f"destroy would delete {len(deletions)} object(s) and nobody is at the terminal to confirm",
+                         hint="run it again with --yes")
+    answer = input(f"Delete these {len(deletions)} object(s)? Type 'yes' to confirm: ")
+    return answer.strip() == "yes"
+
+
+def _result_dict(result: runner.RunResult) -> dict[str, object]:
+    return {
+        "verb": result.verb,
+        "ok": result.ok,
+        "changed": result.changed,
+        "next_step": result.next_step,
+        "phases": [
+            {
+                "name": p.name,
+                "ok": p.ok,
+                "error": p.error,
+                "seconds": round(p.seconds, 3),
+                "changes": [
+                    {"action": c.action, "kind": c.kind, "name": c.name, "fields": list(c.fields), "detail": c.detail}
+                    for c in p.changes
+                ],
+            }
+            for p in result.phases
+        ],
+    }

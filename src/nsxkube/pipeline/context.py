@@ -1,0 +1,54 @@
+"""What every phase gets: the design, the options, a reporter, secrets and shared clients."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nsxkube.design import Design
+from nsxkube.pipeline.reporter import Reporter
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Run options, frozen: they travel with the context, never as module flags."""
+
+    workdir: Path
+    assume_yes: bool = False
+    timeout_seconds: float = 900.0
+    concurrency: int = 8
+    realization_timeout_seconds: float = 300.0
+
+
+@dataclass
+class Context:
+    design: Design
+    options: Options
+    reporter: Reporter
+    secret: Callable[[str, str], str]
+    """``secret(env_name, what)`` → the value, from the environment or a prompt."""
+    facts: dict[str, Any] = field(default_factory=dict)
+    """What a phase learned for later phases (e.g. VM ids for NSX port bindings)."""
+    _clients: dict[str, Any] = field(default_factory=dict)
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def client(self, name: str, factory: Callable[[Context], T], close: Callable[[T], None] | None = None) -> T:
+        """One client per outside system for the whole run (one NSX session, one vCenter login)."""
+        if name not in self._clients:
+            made = factory(self)
+            self._clients[name] = made
+            if close is not None:
+                self._closers.append(lambda: close(made))
+        return self._clients[name]
+
+    def close(self) -> None:
+        while self._closers:
+            closer = self._closers.pop()
+            # closing must never hide the real outcome of a run
+            with contextlib.suppress(Exception):
+                closer()
