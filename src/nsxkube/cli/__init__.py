@@ -73,6 +73,18 @@ def check(
     raise typer.Exit(check_spec(path, as_json=output is Output.json))
 
 
+@app.command()
+def render(
+    path: SpecPath = Path("cluster.yaml"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="the bundle directory")] = Path("bundle"),
+) -> None:
+    """Write every file an operator needs to build this cluster by hand (and that apply sends)."""
+    from nsxkube.cli.commands import render_to
+
+    count, target = render_to(path, out)
+    typer.echo(f"wrote {count} files to {target}; start with {target / 'README.md'}")
+
+
 PhaseOption = Annotated[
     str | None, typer.Option("--phase", help="comma-separated phases (network,machines,bootstrap); default all")
 ]

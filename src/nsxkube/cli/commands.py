@@ -83,3 +83,13 @@ def _with_position(problem: Problem, path: Path) -> Problem:
 
 def _problem_dict(problem: Problem) -> dict[str, object]:
     return {"key": problem.key, "message": problem.message, "hint": problem.hint, "line": problem.line}
+
+
+def render_to(path: Path, out: Path) -> tuple[int, Path]:
+    from nsxkube.design import derive_design
+    from nsxkube.render.bundle import render_bundle, write_bundle
+    from nsxkube.spec import load_spec
+
+    files = render_bundle(derive_design(load_spec(path)))
+    write_bundle(files, out)
+    return len(files), out

@@ -24,8 +24,8 @@ class Strict(BaseModel):
 
 
 class Credentials(Strict):
-    user_env: EnvName
-    password_env: EnvName
+    user_env: EnvName = Field(description="environment variable holding the user name")
+    password_env: EnvName = Field(description="environment variable holding the password")
 
 
 _THUMBPRINT = re.compile(r"^([0-9A-Fa-f]{2}:){19}[0-9A-Fa-f]{2}$|^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$")
@@ -34,9 +34,9 @@ _THUMBPRINT = re.compile(r"^([0-9A-Fa-f]{2}:){19}[0-9A-Fa-f]{2}$|^([0-9A-Fa-f]{2
 class Tls(Strict):
     """How the server's certificate is trusted. Verification is on unless ``insecure`` is set."""
 
-    ca_file: Path | None = None
+    ca_file: Path | None = Field(default=None, description="PEM file of the CA that signed the server certificate")
     thumbprint: str | None = Field(default=None, description="SHA-256 (or SHA-1) of the certificate, AA:BB:…")
-    insecure: bool = False
+    insecure: bool = Field(default=False, description="skip certificate verification (loud warning every run)")
 
     @field_validator("thumbprint")
     @classmethod
@@ -53,37 +53,38 @@ class Tls(Strict):
 
 
 class Kubernetes(Strict):
-    version: str = Field(default="1.35", pattern=r"^v?1\.\d+(\.\d+)?$")
-    pod_cidr: Cidr = ipaddress.IPv4Network("10.244.0.0/16")
-    service_cidr: Cidr = ipaddress.IPv4Network("10.96.0.0/12")
-    dns_domain: DnsName = "cluster.local"
-    api_dns_name: DnsName | None = None
+    version: str = Field(default="1.35", pattern=r"^v?1\.\d+(\.\d+)?$",
+                         description="a minor (newest known patch) or an exact patch; 1.34–1.37")
+    pod_cidr: Cidr = Field(default=ipaddress.IPv4Network("10.244.0.0/16"), description="kubeadm podSubnet; each node gets a /24")
+    service_cidr: Cidr = Field(default=ipaddress.IPv4Network("10.96.0.0/12"), description="Service ClusterIPs; at most a /12")
+    dns_domain: DnsName = Field(default="cluster.local", description="cluster DNS domain")
+    api_dns_name: DnsName | None = Field(default=None, description="DNS name of the API VIP; added to the certificate SANs")
 
 
 class Vsphere(Strict):
-    server: str
-    datacenter: str
-    cluster: str
-    datastore: str
+    server: str = Field(description="vCenter host name or address")
+    datacenter: str = Field(description="datacenter name")
+    cluster: str = Field(description="compute cluster name")
+    datastore: str = Field(description="datastore for the VM disks")
     folder: str | None = Field(default=None, description="VM folder path; default the datacenter's VM root")
     resource_pool: str | None = Field(default=None, description="default the cluster's root pool")
-    template: str = "ubuntu-2404-k8s-template"
+    template: str = Field(default="ubuntu-2404-k8s-template", description="the node template (see `nsxkube template`)")
     network: str = Field(default="k8s-nodes-segment", description="port group of the node segment")
     credentials: Credentials = Credentials(user_env="VSPHERE_USER", password_env="VSPHERE_PASSWORD")
     tls: Tls = Tls()
-    anti_affinity: bool = True
+    anti_affinity: bool = Field(default=True, description="DRS rules: control planes on different hosts, workers spread")
 
 
 class Segment(Strict):
-    name: DnsLabel = "k8s-nodes-segment"
-    cidr: Cidr = ipaddress.IPv4Network("172.16.50.0/24")
+    name: DnsLabel = Field(default="k8s-nodes-segment", description="NSX segment id and name")
+    cidr: Cidr = Field(default=ipaddress.IPv4Network("172.16.50.0/24"), description="the node network")
     gateway: Address | None = Field(default=None, description="default the first address of the CIDR")
-    dhcp_ranges: list[Range] = []
+    dhcp_ranges: list[Range] = Field(default=[], description="NSX DHCP ranges, kept clear of every planned address")
     use_existing: bool = Field(default=False, description="the segment belongs to someone else: only read it")
 
 
 class Dfw(Strict):
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="create the DFW security policy from the port matrix")
     category: Literal["Infrastructure", "Environment", "Application"] = "Application"
     sequence_number: int = Field(default=100, ge=0, le=999_999)
     default_deny: bool = Field(default=True, description="drop what the port matrix does not allow")
@@ -91,15 +92,15 @@ class Dfw(Strict):
 
 
 class Nsx(Strict):
-    manager: str
+    manager: str = Field(description="NSX Manager host name or address")
     credentials: Credentials = Credentials(user_env="NSX_USER", password_env="NSX_PASSWORD")
     tls: Tls = Tls()
-    auth: Literal["session", "basic"] = "session"
-    transport_zone: str
-    tier1: str
-    domain: str = "default"
+    auth: Literal["session", "basic"] = Field(default="session", description="session login with XSRF token, or basic auth per call")
+    transport_zone: str = Field(description="overlay transport zone id for the segment")
+    tier1: str = Field(description="tier-1 gateway id the segment attaches to")
+    domain: str = Field(default="default", description="policy domain of groups and the DFW policy")
     segment: Segment = Segment()
-    tep_mtu: int = Field(default=1700, ge=1280, le=9216)
+    tep_mtu: int = Field(default=1700, ge=1280, le=9216, description="TEP / uplink MTU of the NSX hosts (Geneve underlay)")
     vip_mode: Literal["allowlist", "segment-profiles"] = Field(
         default="allowlist",
         description=(
@@ -131,22 +132,22 @@ class Proxy(Strict):
 
 
 class Network(Strict):
-    api_vip: Address = ipaddress.IPv4Address("172.16.50.10")
+    api_vip: Address = Field(default=ipaddress.IPv4Address("172.16.50.10"), description="the API address kube-vip holds")
     loadbalancer_pools: list[LoadBalancerPool] = [
         LoadBalancerPool(name="default", range="172.16.50.200-172.16.50.250")  # type: ignore[arg-type]
     ]
-    node_mtu: int = Field(default=1500, ge=1280, le=9000)
-    dns_servers: list[Address] = []
-    ntp_servers: list[str] = []
-    search_domains: list[DnsName] = []
+    node_mtu: int = Field(default=1500, ge=1280, le=9000, description="MTU of the node NICs; ≤ TEP MTU − 100")
+    dns_servers: list[Address] = Field(default=[], description="resolvers for the nodes (at least one)")
+    ntp_servers: list[str] = Field(default=[], description="time servers (names or addresses)")
+    search_domains: list[DnsName] = Field(default=[], description="DNS search domains of the nodes")
     admin_networks: list[Cidr] = Field(default=[], description="may reach the API (6443) and SSH (22)")
     client_networks: list[Cidr] = Field(
         default=[ipaddress.IPv4Network("0.0.0.0/0")], description="may reach LoadBalancer services and NodePorts"
     )
-    loadbalancer_ports: list[int] = [80, 443]
+    loadbalancer_ports: list[int] = Field(default=[80, 443], description="TCP ports the DFW opens to LoadBalancer IPs")
     nodeport: bool = Field(default=True, description="open the NodePort range to client_networks")
-    proxy: Proxy | None = None
-    apt_mirror: str | None = None
+    proxy: Proxy | None = Field(default=None, description="HTTP(S) proxy for packages and images")
+    apt_mirror: str | None = Field(default=None, description="Ubuntu archive mirror URL")
     registry_mirrors: dict[str, str] = Field(
         default={}, description="registry host → mirror URL, e.g. registry.k8s.io: https://mirror.local"
     )
@@ -161,8 +162,8 @@ class Network(Strict):
 
 
 class Role(Strict):
-    count: int = Field(ge=0, le=500)
-    name_prefix: DnsLabel
+    count: int = Field(ge=0, le=500, description="number of VMs of this role")
+    name_prefix: DnsLabel = Field(description="VM names are <cluster>-<prefix>-<n>")
     cpus: int = Field(default=4, ge=1, le=768)
     memory_gib: int = Field(default=8, ge=2, le=24_576)
     disk_gib: int = Field(default=60, ge=20, le=62_000)
@@ -181,12 +182,12 @@ _SSH_KEY = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-(ssh-ed25
 
 
 class Ssh(Strict):
-    user: str = Field(default="ubuntu", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    user: str = Field(default="ubuntu", pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="login user created on every node")
     port: int = Field(default=22, ge=1, le=65535)
-    public_keys: list[str] = []
-    private_key_file: Path = Path("~/.ssh/id_ed25519")
+    public_keys: list[str] = Field(default=[], description="OpenSSH public keys allowed to log in")
+    private_key_file: Path = Field(default=Path("~/.ssh/id_ed25519"), description="key nsxkube logs in with")
     known_hosts_file: Path | None = Field(default=None, description="default <workdir>/known_hosts")
-    trust_on_first_use: bool = False
+    trust_on_first_use: bool = Field(default=False, description="accept and record unknown host keys (fingerprint printed)")
     bastion: str | None = Field(default=None, description="jump host as user@host[:port]")
 
     @field_validator("public_keys")
@@ -210,11 +211,11 @@ class Cilium(Strict):
 
 
 class LoadBalancer(Strict):
-    provider: Literal["metallb", "cilium-l2", "none"] = "metallb"
+    provider: Literal["metallb", "cilium-l2", "none"] = Field(default="metallb", description="who hands out and announces LoadBalancer IPs")
 
 
 class Ingress(Strict):
-    controller: Literal["cilium", "ingress-nginx", "none"] = "cilium"
+    controller: Literal["cilium", "ingress-nginx", "none"] = Field(default="cilium", description="ingress-nginx is retired: legacy only")
 
 
 class GatewayApi(Strict):
@@ -285,7 +286,7 @@ class Backups(Strict):
 
 
 class Security(Strict):
-    pod_security: Literal["privileged", "baseline", "restricted"] = "baseline"
+    pod_security: Literal["privileged", "baseline", "restricted"] = Field(default="baseline", description="Pod Security Admission level enforced")
     default_deny_network_policies: bool = True
     namespaces: list[DnsLabel] = Field(default=["default"], description="namespaces given the baseline")
 
