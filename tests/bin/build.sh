@@ -22,7 +22,7 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=versions.env
+# shellcheck source-path=SCRIPTDIR source=versions.env disable=SC1091
 . "$HERE/versions.env"
 
 CACHE=${NSXKUBE_TEST_BIN:-$HOME/.cache/nsxkube/test-bin}
@@ -226,7 +226,9 @@ build_vcsim_debian() {
   {
     if [ ! -d "$DEBIAN_GOPATH/src/github.com/vmware/govmomi/simulator" ]; then
       if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-        apt-get install -y --no-install-recommends golang-github-vmware-govmomi-dev
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y --no-install-recommends golang-github-vmware-govmomi-dev ||
+          { apt-get update && apt-get install -y --no-install-recommends golang-github-vmware-govmomi-dev; }
       else
         echo "golang-github-vmware-govmomi-dev is not installed (apt-get install it as root)"
       fi
