@@ -460,7 +460,8 @@ def test_allow_rules_are_exactly_the_port_matrix(design):
         (service_path,) = rule["services"]
         entries = services[service_path]["service_entries"]
         if flow.protocol == "ICMP":
-            assert {(e["protocol"], e["icmp_type"]) for e in entries} == {("ICMPv4", 8), ("ICMPv4", 3)}
+            icmp_numbers = {"echo-request": 8, "destination-unreachable": 3}  # RFC 792
+            assert {(e["protocol"], e["icmp_type"]) for e in entries} == {("ICMPv4", icmp_numbers[t]) for t in flow.ports}
         else:
             assert {e["l4_protocol"] for e in entries} == {flow.protocol}
             assert [p for e in entries for p in e["destination_ports"]] == list(flow.ports)

@@ -15,6 +15,9 @@ from nsxkube.design.mtu import MtuChain
 from nsxkube.spec.model import ClusterSpec
 
 Protocol = Literal["TCP", "UDP", "ICMP"]
+# For ICMP flows, ``ports`` names ICMP types instead of port numbers.
+ICMP_TYPES = {"echo-request": 8, "destination-unreachable": 3}
+ICMP_PROBES = ("echo-request", "destination-unreachable")
 
 
 @dataclass(frozen=True)
@@ -24,11 +27,12 @@ class Flow:
     destination: str
     protocol: Protocol
     ports: tuple[str, ...]
+    """TCP/UDP: ports and ranges such as ``2379-2380``; ICMP: type names from ICMP_TYPES."""
     reason: str
 
     @property
     def ports_text(self) -> str:
-        return ", ".join(self.ports) if self.ports else "echo"
+        return ", ".join(self.ports)
 
 
 def derive_port_matrix(spec: ClusterSpec, mtu: MtuChain) -> tuple[Flow, ...]:
@@ -44,7 +48,11 @@ def derive_port_matrix(spec: ClusterSpec, mtu: MtuChain) -> tuple[Flow, ...]:
         Flow("pod-tunnel", "nodes", "nodes", "UDP", (str(mtu.tunnel_port),),
              f"Cilium {mtu.tunnel} tunnel between nodes"),
         Flow("cilium-health", "nodes", "nodes", "TCP", ("4240",), "Cilium node health checks"),
-        Flow("icmp-nodes", "nodes", "nodes", "ICMP", (), "Cilium health and the DF-bit MTU probe"),
+        Flow("icmp-nodes", "nodes", "nodes", "ICMP", ICMP_PROBES, "Cilium health and the DF-bit MTU probe"),
+        # Routers anywhere on the path send "fragmentation needed"; dropping it breaks path-MTU
+        # discovery and large packets then hang silently, the classic overlay-MTU failure.
+        Flow("icmp-path-mtu", "internet", "nodes", "ICMP", ("destination-unreachable",),
+             "path-MTU discovery (fragmentation needed) from routers on the path"),
     ]
     if addons.cilium.hubble:
         flows.append(Flow("hubble", "nodes", "nodes", "TCP", ("4244-4245",), "Hubble server and relay"))
@@ -65,7 +73,7 @@ def derive_port_matrix(spec: ClusterSpec, mtu: MtuChain) -> tuple[Flow, ...]:
             Flow("api-nodes-from-admin", "admin-networks", "control-planes", "TCP", ("6443",),
                  "operators reach each API server (kubeadm, debugging)"),
             Flow("ssh-from-admin", "admin-networks", "nodes", "TCP", ("22",), "nsxkube and operators log in"),
-            Flow("icmp-from-admin", "admin-networks", "nodes", "ICMP", (), "operators ping nodes"),
+            Flow("icmp-from-admin", "admin-networks", "nodes", "ICMP", ICMP_PROBES, "operators ping nodes"),
         ]
     if addons.loadbalancer.provider != "none" and network.loadbalancer_ports:
         flows.append(

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nsxkube.design import Design, Flow
+from nsxkube.design.ports import ICMP_TYPES
 
 ANY = "ANY"
 INFRA = "/infra"
@@ -26,8 +27,6 @@ DEFAULT_SEGMENT_SECURITY_PROFILE = "/infra/segment-security-profiles/default-seg
 ARP_BINDING_LIMIT_MAX = 256
 # A service entry holds at most 15 port values; a range "A-B" counts as two.
 PORTS_PER_ENTRY = 15
-ICMP_ECHO_REQUEST = 8
-ICMP_DESTINATION_UNREACHABLE = 3
 RULE_SEQUENCE_STEP = 10
 
 # Port-matrix endpoints whose addresses live on the node ports (the nodes answer for them).
@@ -274,15 +273,12 @@ def port_chunks(ports: Iterable[str]) -> list[list[str]]:
 
 def service_entries(flow: Flow) -> list[dict[str, Any]]:
     if flow.protocol == "ICMP":
-        # Echo request for health checks and the DF-bit probe (the stateful DFW lets the reply back).
-        # Destination unreachable carries "fragmentation needed": dropping it breaks path-MTU
-        # discovery, and large packets then hang silently — the classic overlay-MTU failure.
+        # The stateful DFW lets echo replies back; "destination unreachable" carries path-MTU
+        # discovery's "fragmentation needed" (see the port matrix).
         return [
-            {"resource_type": "ICMPTypeServiceEntry", "id": "icmp-echo-request", "display_name": "icmp-echo-request",
-             "protocol": "ICMPv4", "icmp_type": ICMP_ECHO_REQUEST},
-            {"resource_type": "ICMPTypeServiceEntry", "id": "icmp-destination-unreachable",
-             "display_name": "icmp-destination-unreachable", "protocol": "ICMPv4",
-             "icmp_type": ICMP_DESTINATION_UNREACHABLE},
+            {"resource_type": "ICMPTypeServiceEntry", "id": f"icmp-{name}", "display_name": f"icmp-{name}",
+             "protocol": "ICMPv4", "icmp_type": ICMP_TYPES[name]}
+            for name in flow.ports
         ]
     proto = flow.protocol.lower()
     return [
