@@ -1,0 +1,342 @@
+"""Starting states for the emulator, kept as code.
+
+`empty`: a freshly installed NSX with one overlay and one VLAN transport zone, a tier-0 and a
+tier-1 an admin made, the default profiles, domain `default`, a few predefined services, the
+default layer-3 firewall section, and the global config (TEP MTU 1700).
+
+`tanzu`: `empty` plus what vSphere with Tanzu leaves behind — tier-1s, segments, a port, binding
+maps, groups and a DFW policy created by NCP / nsx-operator under a principal identity
+(`_protection: REQUIRE_OVERRIDE`, `ncp/*` and `nsx-op/*` tags), a `vnet-domain-c8-…` segment whose
+subnet overlaps 172.16.50.0/24 (the default node network) partially, and a segment an admin made
+by hand with no tags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from nsxkube.lab.nsx import hierarchy
+from nsxkube.lab.nsx.store import Store
+from nsxkube.lab.nsx.transaction import NOT_PROTECTED, REQUIRE_OVERRIDE, Actor, Changes
+
+TZ_BASE = "/infra/sites/default/enforcement-points/default/transport-zones"
+OVERLAY_TZ_ID = "overlay-tz"
+VLAN_TZ_ID = "vlan-tz"
+OVERLAY_TZ_PATH = f"{TZ_BASE}/{OVERLAY_TZ_ID}"
+VLAN_TZ_PATH = f"{TZ_BASE}/{VLAN_TZ_ID}"
+TIER0_ID = "t0-gw"
+TIER1_ID = "t1-gw"
+TIER0_PATH = f"/infra/tier-0s/{TIER0_ID}"
+TIER1_PATH = f"/infra/tier-1s/{TIER1_ID}"
+DEFAULT_DOMAIN_PATH = "/infra/domains/default"
+DEFAULT_SPOOFGUARD_PROFILE = "/infra/spoofguard-profiles/default-spoofguard-profile"
+DEFAULT_SEGMENT_SECURITY_PROFILE = "/infra/segment-security-profiles/default-segment-security-profile"
+DEFAULT_IP_DISCOVERY_PROFILE = "/infra/ip-discovery-profiles/default-ip-discovery-profile"
+DEFAULT_MAC_DISCOVERY_PROFILE = "/infra/mac-discovery-profiles/default-mac-discovery-profile"
+DEFAULT_LAYER3_SECTION = f"{DEFAULT_DOMAIN_PATH}/security-policies/default-layer3-section"
+TEP_MTU = 1700
+PREDEFINED_SERVICES = {
+    "SSH": ("TCP", "22"),
+    "HTTP": ("TCP", "80"),
+    "HTTPS": ("TCP", "443"),
+    "DNS": ("TCP", "53"),
+    "DNS-UDP": ("UDP", "53"),
+    "NTP": ("UDP", "123"),
+}
+
+TANZU_CLUSTER = "domain-c8"
+TANZU_CLUSTER_UUID = "5a0c6b2e-91f3-4c8e-a2d4-7e1f0b9c3d21"
+TANZU_PRINCIPAL = f"wcp-cluster-user-{TANZU_CLUSTER}-{TANZU_CLUSTER_UUID}"
+NCP_VERSION = "4.1.2.23087429"
+TANZU_OVERLAPPING_CIDR = "172.16.50.128/25"  # overlaps the default node network 172.16.50.0/24
+TANZU_T1_ID = "t1-domain-c8-5a0c6b2e-rtr"
+TANZU_NAMESPACE_T1_ID = "t1-domain-c8-demo-rtr"
+TANZU_OVERLAPPING_SEGMENT_ID = "vnet-domain-c8-5a0c6b2e-demo-tkc-0"
+TANZU_SUPERVISOR_SEGMENT_ID = "vm-domain-c8-5a0c6b2e-0"
+TANZU_VIP_SEGMENT_ID = "vip-vm-domain-c8-5a0c6b2e"
+TANZU_USER_SEGMENT_ID = "legacy-vms"
+TANZU_PORT_ID = "supervisor-cp-0-eth0"
+TANZU_GROUP_IDS = (
+    "domain-c8_5a0c6b2e_supervisor",
+    "domain-c8_5a0c6b2e_vnet-demo-tkc",
+    "domain-c8_5a0c6b2e_ingress",
+)
+TANZU_POLICY_ID = "domain-c8_5a0c6b2e_isolation"
+TANZU_PROTECTED_SEGMENT_IDS = (TANZU_OVERLAPPING_SEGMENT_ID, TANZU_SUPERVISOR_SEGMENT_ID, TANZU_VIP_SEGMENT_ID)
+
+SYSTEM = Actor(user="system", system_owned=True, trusted=True)
+ADMIN = Actor(user="admin", trusted=True)
+NCP = Actor(user=TANZU_PRINCIPAL, protection=REQUIRE_OVERRIDE, trusted=True)
+
+Seed = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], dict[str, Any]]
+
+
+def plant(store: Store, actor: Actor, items: list[Seed]) -> Changes:
+    """Create or merge objects as `actor` in one transaction; a third item element overrides
+    server-set fields (e.g. `is_default`)."""
+    with store.transaction(actor) as tx:
+        for path, body, *overrides in items:
+            hierarchy.patch_object(tx, path, body, replace=False)
+            if overrides:
+                tx.objects[path] = {**tx.objects[path], **overrides[0]}
+    return tx.changes
+
+
+def _tags(*pairs: tuple[str, str]) -> list[dict[str, str]]:
+    return [{"scope": scope, "tag": tag} for scope, tag in pairs]
+
+
+def _l4_service(name: str, protocol: str, port: str) -> dict[str, Any]:
+    entry = {"resource_type": "L4PortSetServiceEntry", "id": name, "l4_protocol": protocol, "destination_ports": [port]}
+    return {"display_name": name, "service_entries": [entry]}
+
+
+def load_empty(store: Store) -> None:
+    services: list[Seed] = [
+        (f"/infra/services/{name}", _l4_service(name, proto, port), {"is_default": True})
+        for name, (proto, port) in PREDEFINED_SERVICES.items()
+    ]
+    icmp = {"resource_type": "ICMPTypeServiceEntry", "id": "ICMP-ALL", "protocol": "ICMPv4"}
+    services.append(("/infra/services/ICMP-ALL", {"service_entries": [icmp]}, {"is_default": True}))
+    plant(
+        store,
+        SYSTEM,
+        [
+            ("/infra/sites/default", {}),
+            ("/infra/sites/default/enforcement-points/default", {"auto_enforce": True}),
+            (DEFAULT_DOMAIN_PATH, {}),
+            (DEFAULT_SPOOFGUARD_PROFILE, {}),
+            (DEFAULT_SEGMENT_SECURITY_PROFILE, {}),
+            (DEFAULT_IP_DISCOVERY_PROFILE, {}),
+            (DEFAULT_MAC_DISCOVERY_PROFILE, {}),
+            ("/infra/global-config", {"mtu": 1500, "physical_uplink_mtu": TEP_MTU}),
+            *services,
+        ],
+    )
+    default_rule = {"id": "default-layer3-rule", "action": "ALLOW", "sequence_number": 2147483647}
+    plant(
+        store,
+        Actor(user="system", trusted=True),
+        [
+            (
+                DEFAULT_LAYER3_SECTION,
+                {"display_name": "Default Layer3 Section", "sequence_number": 2147483647, "rules": [default_rule]},
+                {"is_default": True},
+            ),
+            (f"{DEFAULT_LAYER3_SECTION}/rules/default-layer3-rule", {}, {"is_default": True}),
+        ],
+    )
+    plant(
+        store,
+        ADMIN,
+        [
+            (OVERLAY_TZ_PATH, {"tz_type": "OVERLAY_STANDARD", "is_default": True}),
+            (VLAN_TZ_PATH, {"tz_type": "VLAN_BACKED", "is_default": False, "uplink_teaming_policy_names": []}),
+            (TIER0_PATH, {"ha_mode": "ACTIVE_STANDBY"}),
+            (
+                TIER1_PATH,
+                {"tier0_path": TIER0_PATH, "route_advertisement_types": ["TIER1_CONNECTED", "TIER1_LB_VIP"]},
+            ),
+        ],
+    )
+
+
+def _ncp_tags(created_for: str, *extra: tuple[str, str]) -> list[dict[str, str]]:
+    return _tags(
+        ("ncp/cluster", TANZU_CLUSTER),
+        ("ncp/version", NCP_VERSION),
+        ("ncp/created_for", created_for),
+        ("ncp/cluster_uuid", TANZU_CLUSTER_UUID),
+        *extra,
+    )
+
+
+def _segment(t1_id: str, gateway: str, tags: list[dict[str, str]], **extra: Any) -> dict[str, Any]:
+    return {
+        "connectivity_path": f"/infra/tier-1s/{t1_id}",
+        "transport_zone_path": OVERLAY_TZ_PATH,
+        "subnets": [{"gateway_address": gateway}],
+        "tags": tags,
+        **extra,
+    }
+
+
+def load_tanzu(store: Store) -> None:
+    load_empty(store)
+    t1 = f"/infra/tier-1s/{TANZU_T1_ID}"
+    vnet = f"/infra/segments/{TANZU_OVERLAPPING_SEGMENT_ID}"
+    supervisor = f"/infra/segments/{TANZU_SUPERVISOR_SEGMENT_ID}"
+    groups = [f"{DEFAULT_DOMAIN_PATH}/groups/{g}" for g in TANZU_GROUP_IDS]
+    supervisor_group, vnet_group, ingress_group = groups
+    advertise = ["TIER1_CONNECTED", "TIER1_NAT", "TIER1_LB_VIP", "TIER1_LB_SNAT"]
+    plant(
+        store,
+        NCP,
+        [
+            (t1, {"tier0_path": TIER0_PATH, "route_advertisement_types": advertise, "tags": _ncp_tags("ncp")}),
+            (
+                f"/infra/tier-1s/{TANZU_NAMESPACE_T1_ID}",
+                {
+                    "tier0_path": TIER0_PATH,
+                    "route_advertisement_types": advertise,
+                    "tags": _tags(
+                        ("nsx-op/cluster", TANZU_CLUSTER),
+                        ("nsx-op/namespace", "demo"),
+                        ("nsx-op/version", "4.1.2"),
+                        ("nsx/managed-by", "nsx-op"),
+                    ),
+                },
+            ),
+            (
+                vnet,
+                _segment(
+                    TANZU_T1_ID,
+                    "172.16.50.129/25",
+                    _ncp_tags("VirtualNetwork", ("ncp/project", "demo"), ("ncp/vnet", "demo-tkc")),
+                    display_name=f"vnet-{TANZU_CLUSTER}:5a0c6b2e-demo-tkc-0",
+                ),
+            ),
+            (
+                supervisor,
+                _segment(
+                    TANZU_T1_ID,
+                    "10.244.0.1/28",
+                    _ncp_tags("SupervisorControlPlane"),
+                    display_name=f"vm-{TANZU_CLUSTER}:5a0c6b2e-0",
+                ),
+            ),
+            (
+                f"/infra/segments/{TANZU_VIP_SEGMENT_ID}",
+                _segment(
+                    TANZU_NAMESPACE_T1_ID,
+                    "10.244.1.1/28",
+                    _tags(("nsx-op/cluster", TANZU_CLUSTER), ("nsx-op/namespace", "demo"), ("owner", "NCP")),
+                    display_name="VIP-VM",
+                ),
+            ),
+            (
+                f"{supervisor}/ports/{TANZU_PORT_ID}",
+                {
+                    "attachment": {"id": "4f1e2d3c-0b9a-4877-8665-5a4b3c2d1e0f", "type": "PARENT"},
+                    "address_bindings": [{"ip_address": "10.244.0.2", "mac_address": "00:50:56:b3:0a:01"}],
+                    "tags": _ncp_tags("SupervisorControlPlaneVM"),
+                },
+            ),
+            (
+                f"{vnet}/segment-security-profile-binding-maps/ncp-security-binding",
+                {
+                    "spoofguard_profile_path": DEFAULT_SPOOFGUARD_PROFILE,
+                    "segment_security_profile_path": DEFAULT_SEGMENT_SECURITY_PROFILE,
+                },
+            ),
+            (
+                f"{vnet}/segment-discovery-profile-binding-maps/ncp-discovery-binding",
+                {
+                    "ip_discovery_profile_path": DEFAULT_IP_DISCOVERY_PROFILE,
+                    "mac_discovery_profile_path": DEFAULT_MAC_DISCOVERY_PROFILE,
+                },
+            ),
+            (
+                supervisor_group,
+                {
+                    "expression": [
+                        {
+                            "resource_type": "Condition",
+                            "member_type": "Segment",
+                            "key": "Tag",
+                            "operator": "EQUALS",
+                            "value": "ncp/created_for|SupervisorControlPlane",
+                        },
+                        {"resource_type": "ConjunctionOperator", "conjunction_operator": "OR"},
+                        {"resource_type": "PathExpression", "paths": [supervisor]},
+                    ],
+                    "tags": _ncp_tags("SupervisorControlPlane"),
+                },
+            ),
+            (
+                vnet_group,
+                {
+                    "expression": [{"resource_type": "PathExpression", "paths": [vnet]}],
+                    "tags": _ncp_tags("VirtualNetwork", ("ncp/vnet", "demo-tkc")),
+                },
+            ),
+            (
+                ingress_group,
+                {
+                    "expression": [
+                        {
+                            "resource_type": "IPAddressExpression",
+                            "ip_addresses": [TANZU_OVERLAPPING_CIDR, "10.244.1.0/28"],
+                        }
+                    ],
+                    "tags": _ncp_tags("Ingress"),
+                },
+            ),
+            (
+                f"{DEFAULT_DOMAIN_PATH}/security-policies/{TANZU_POLICY_ID}",
+                {
+                    "category": "Application",
+                    "sequence_number": 10,
+                    "scope": [vnet_group, supervisor_group],
+                    "tags": _ncp_tags("NetworkPolicy"),
+                    "rules": [
+                        _rule("allow-supervisor-to-vnet", 10, [supervisor_group], [vnet_group]),
+                        _rule("allow-intra-vnet", 20, [vnet_group], [vnet_group]),
+                        _rule("allow-https-to-ingress", 30, ["ANY"], [ingress_group], ["/infra/services/HTTPS"]),
+                        _rule("drop-other-to-vnet", 40, ["ANY"], [vnet_group], action="DROP", direction="IN"),
+                    ],
+                },
+            ),
+        ],
+    )
+    plant(
+        store,
+        ADMIN,
+        [
+            (
+                f"/infra/segments/{TANZU_USER_SEGMENT_ID}",
+                {
+                    "connectivity_path": TIER1_PATH,
+                    "transport_zone_path": OVERLAY_TZ_PATH,
+                    "subnets": [
+                        {"gateway_address": "192.168.10.1/24", "dhcp_ranges": ["192.168.10.100-192.168.10.199"]}
+                    ],
+                },
+            )
+        ],
+    )
+
+
+def _rule(
+    rule_id: str,
+    sequence: int,
+    sources: list[str],
+    destinations: list[str],
+    services: list[str] | None = None,
+    *,
+    action: str = "ALLOW",
+    direction: str = "IN_OUT",
+) -> dict[str, Any]:
+    return {
+        "id": rule_id,
+        "sequence_number": sequence,
+        "source_groups": sources,
+        "destination_groups": destinations,
+        "services": services or ["ANY"],
+        "action": action,
+        "direction": direction,
+        "tags": _ncp_tags("NetworkPolicy"),
+    }
+
+
+PRESETS: dict[str, Callable[[Store], None]] = {"empty": load_empty, "tanzu": load_tanzu}
+
+
+def load_preset(store: Store, name: str) -> None:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    PRESETS[name](store)
+
+
+__all__ = ["NOT_PROTECTED", "PRESETS", "load_preset", "plant"]

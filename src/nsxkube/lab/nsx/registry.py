@@ -1,0 +1,113 @@
+"""Which object types live where: policy paths are `/infra` followed by collection/id pairs.
+
+A type is named by the chain of collection names leading to it, e.g. a segment port is
+("segments", "ports") → /infra/segments/{segment}/ports/{port}. From that chain we derive the
+path of a hierarchical child, the type behind any URL, and the collection a list call reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import unquote
+
+INFRA = "/infra"
+GLOBAL_CONFIG_PATH = "/infra/global-config"
+TZ_PARENT = "/infra/sites/default/enforcement-points/default"
+
+
+@dataclass(frozen=True)
+class ObjectType:
+    resource_type: str
+    chain: tuple[str, ...]
+    # Served but never writable through the Policy API (transport zones come from the manager).
+    read_only: bool = False
+    # Child collections a plain DELETE removes with the object; any other child blocks the delete.
+    owned_children: tuple[str, ...] = ()
+
+
+INFRA_TYPE = ObjectType("Infra", ())
+GLOBAL_CONFIG_TYPE = ObjectType("GlobalConfig", ("global-config",))
+
+OBJECT_TYPES: tuple[ObjectType, ...] = (
+    ObjectType("Domain", ("domains",)),
+    ObjectType("Group", ("domains", "groups")),
+    ObjectType("SecurityPolicy", ("domains", "security-policies"), owned_children=("rules",)),
+    ObjectType("Rule", ("domains", "security-policies", "rules")),
+    ObjectType("Service", ("services",)),
+    ObjectType(
+        "Segment",
+        ("segments",),
+        owned_children=("segment-security-profile-binding-maps", "segment-discovery-profile-binding-maps"),
+    ),
+    ObjectType("SegmentSecurityProfileBindingMap", ("segments", "segment-security-profile-binding-maps")),
+    ObjectType("SegmentDiscoveryProfileBindingMap", ("segments", "segment-discovery-profile-binding-maps")),
+    ObjectType("SegmentPort", ("segments", "ports")),
+    ObjectType("SpoofGuardProfile", ("spoofguard-profiles",)),
+    ObjectType("IPDiscoveryProfile", ("ip-discovery-profiles",)),
+    ObjectType("MacDiscoveryProfile", ("mac-discovery-profiles",)),
+    ObjectType("SegmentSecurityProfile", ("segment-security-profiles",)),
+    ObjectType("Tier0", ("tier-0s",)),
+    ObjectType("Tier1", ("tier-1s",)),
+    ObjectType("Site", ("sites",), read_only=True),
+    ObjectType("EnforcementPoint", ("sites", "enforcement-points"), read_only=True),
+    ObjectType("PolicyTransportZone", ("sites", "enforcement-points", "transport-zones"), read_only=True),
+)
+
+BY_RESOURCE_TYPE: dict[str, ObjectType] = {t.resource_type: t for t in (*OBJECT_TYPES, INFRA_TYPE, GLOBAL_CONFIG_TYPE)}
+_BY_CHAIN: dict[tuple[str, ...], ObjectType] = {t.chain: t for t in OBJECT_TYPES}
+
+
+@dataclass(frozen=True)
+class Location:
+    """What a URL path names: one object, or a collection of objects of one type."""
+
+    kind: Literal["object", "collection"]
+    otype: ObjectType
+    path: str
+    parent_path: str
+
+    @property
+    def object_id(self) -> str:
+        return self.path.rsplit("/", 1)[1]
+
+
+def locate(path: str) -> Location | None:
+    """Map a policy path (without the /policy/api/v1 prefix) to what it names, or None."""
+    path = path.rstrip("/") or "/"
+    if path == INFRA:
+        return Location("object", INFRA_TYPE, INFRA, "")
+    if path == GLOBAL_CONFIG_PATH:
+        return Location("object", GLOBAL_CONFIG_TYPE, GLOBAL_CONFIG_PATH, INFRA)
+    if not path.startswith(INFRA + "/"):
+        return None
+    segments = [unquote(s) for s in path[len(INFRA) + 1 :].split("/")]
+    if any(not s or "/" in s for s in segments):  # an id may not hide a slash (%2F)
+        return None
+    otype = _BY_CHAIN.get(tuple(segments[0::2]))
+    if otype is None:
+        return None
+    canonical = INFRA + "/" + "/".join(segments)
+    if len(segments) % 2 == 0:
+        return Location("object", otype, canonical, parent_of(canonical))
+    parent = INFRA + ("/" + "/".join(segments[:-1]) if len(segments) > 1 else "")
+    return Location("collection", otype, canonical, parent)
+
+
+def parent_of(path: str) -> str:
+    """Parent object path: drop the last collection/id pair."""
+    if path == GLOBAL_CONFIG_PATH:
+        return INFRA
+    return path.rsplit("/", 2)[0]
+
+
+def child_path(parent_path: str, parent_type: ObjectType, child_type: ObjectType, child_id: str) -> str | None:
+    """Path of a `child_type` object under `parent_path`, or None when it cannot live there."""
+    if child_type in (INFRA_TYPE, GLOBAL_CONFIG_TYPE) or child_type.chain[:-1] != parent_type.chain:
+        return None
+    return f"{parent_path}/{child_type.chain[-1]}/{child_id}"
+
+
+def type_of_path(path: str) -> ObjectType | None:
+    loc = locate(path)
+    return loc.otype if loc and loc.kind == "object" else None
