@@ -32,7 +32,7 @@ def test_init_writes_an_example_that_check_accepts(tmp_path):
     check = nsxkube("check", str(target))
     assert check.returncode == 0, check.stderr
     for expected in ("IP plan", "172.16.50.10", "k8s-prod-cp-1", "MTU chain", "pod MTU 1450", "Port matrix",
-                     "2379-2380", "1.35.4", "is valid"):
+                     "2379-2380", "1.35.8", "is valid"):
         assert expected in check.stdout
 
 
@@ -65,7 +65,7 @@ def test_check_json_is_the_design(tmp_path):
     assert [n["name"] for n in design["ip_plan"]["nodes"]][:1] == ["k8s-prod-cp-1"]
     assert design["mtu"]["pod_mtu"] == 1450
     assert any(flow["id"] == "etcd-peers" and flow["source"] == "control-planes" for flow in design["ports"])
-    assert design["versions"]["kubernetes"] == "1.35.4"
+    assert design["versions"]["kubernetes"] == "1.35.8"
 
 
 def test_a_broken_file_is_explained_in_one_line_per_problem(tmp_path):

@@ -1,6 +1,6 @@
 """The pinned version set per Kubernetes minor: the one place versions are written down.
 
-Checked 2026-11-25: Kubernetes patches against what the Go module proxy serves for
+Checked 2026-11-25: Kubernetes patches are the newest each minor that the Go module proxy serves for
 k8s.io/kubernetes; the rest from the projects' release pages (see docs/versions.md). Re-check
 the patch numbers whenever this file is touched.
 """
@@ -26,9 +26,9 @@ class Minor:
 
 # Newest first is not required; lookups are by minor.
 MINORS: dict[str, Minor] = {
-    "1.34": Minor("1.34", "1.34.4", dt.date(2026, 10, 27), "3.7.0", csi_tested=True, cilium_tested=True),
-    "1.35": Minor("1.35", "1.35.4", dt.date(2027, 2, 28), "3.7.0", csi_tested=True, cilium_tested=True),
-    "1.36": Minor("1.36", "1.36.3", dt.date(2027, 6, 28), "3.7.0", csi_tested=False, cilium_tested=True),
+    "1.34": Minor("1.34", "1.34.12", dt.date(2026, 10, 27), "3.7.0", csi_tested=True, cilium_tested=True),
+    "1.35": Minor("1.35", "1.35.8", dt.date(2027, 2, 28), "3.7.0", csi_tested=True, cilium_tested=True),
+    "1.36": Minor("1.36", "1.36.5", dt.date(2027, 6, 28), "3.7.0", csi_tested=False, cilium_tested=True),
     "1.37": Minor("1.37", "1.37.2", dt.date(2027, 10, 28), "3.7.0", csi_tested=False, cilium_tested=False),
 }
 DEFAULT_MINOR = "1.35"
