@@ -1,0 +1,538 @@
+"""Scripts run on the nodes: bootstrap, joins, etcd backup and restore, the MTU probe.
+
+Each script is a generated settings block (the design's values, shell-quoted) followed by a
+fixed body that reads only those variables, so no design value is ever parsed as shell code.
+Join secrets never appear here: they reach the scripts at run time through the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from nsxkube.design import Design, Node
+from nsxkube.render import kubeadm
+from nsxkube.render.files import RenderedFile
+from nsxkube.render.machines import shell_array, shell_assign, shell_list, shell_word
+
+SCRIPT_MODE = 0o755
+ETCD_DATA_DIR = "/var/lib/etcd"
+ETCD_PEER_PORT = 2380
+# Kubernetes' advice for restores: jump revisions past anything a watcher has seen and mark
+# them compacted, so controllers relist instead of missing or replaying changes.
+RESTORE_REVISION_BUMP = 1_000_000_000
+
+
+def render_scripts(design: Design) -> list[RenderedFile]:
+    """scripts/: bootstrap-control-plane, join-control-plane, join-worker, etcd-backup, etcd-restore, check-mtu."""
+    scripts = {
+        "bootstrap-control-plane.sh": bootstrap_script(design),
+        "join-control-plane.sh": join_script(design, control_plane=True),
+        "join-worker.sh": join_script(design, control_plane=False),
+        "etcd-backup.sh": etcd_backup_script(design),
+        "etcd-restore.sh": etcd_restore_script(design),
+        "check-mtu.sh": check_mtu_script(design),
+    }
+    return [RenderedFile(f"scripts/{name}", text, mode=SCRIPT_MODE) for name, text in scripts.items()]
+
+
+def script(description: str, settings: Iterable[str], body: str) -> str:
+    return (
+        "#!/usr/bin/env bash\n"
+        + "".join(f"# {line}\n" if line else "#\n" for line in description.strip("\n").split("\n"))
+        + "# Rendered by nsxkube from cluster.yaml.\n"
+        "set -euo pipefail\n\n"
+        "# ---- from the design ----\n"
+        + "".join(f"{line}\n" for line in settings)
+        + COMMON
+        + body
+    )
+
+
+# Paths can be moved for a dry run on a workstation; on a node the defaults apply.
+_LOCATIONS = {
+    # The bundle's kubeadm/ and scripts/ are copied side by side onto the node.
+    "BUNDLE_DIR": 'BUNDLE_DIR=${NSXKUBE_BUNDLE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}',
+    "KUBERNETES_DIR": "KUBERNETES_DIR=${NSXKUBE_KUBERNETES_DIR:-/etc/kubernetes}",
+    "MANIFESTS_DIR": 'MANIFESTS_DIR="$KUBERNETES_DIR/manifests"',
+}
+
+
+def locations(*names: str) -> list[str]:
+    return [_LOCATIONS[name] for name in names]
+
+COMMON = r"""
+log() { printf '[%s] %s\n' "${0##*/}" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+require_root() {
+  [[ $(id -u) -eq 0 ]] || die "run as root: sudo $0"
+}
+# True when ADDRESS is configured on this host.
+has_address() {
+  ip -4 -o addr show | grep -qF "inet $1/"
+}
+"""
+
+
+def node_table(name: str, nodes: Iterable[Node]) -> str:
+    """A bash associative array node name → address."""
+    entries = [f"[{shell_word(n.name)}]={shell_word(n.address)}" for n in nodes]
+    return shell_list(f"declare -A {name}=(", entries, ")")
+
+
+# ---- bootstrap ---------------------------------------------------------------------------------
+
+
+def bootstrap_script(design: Design) -> str:
+    first = kubeadm.first_control_plane(design)
+    settings = [
+        shell_assign("CLUSTER_NAME", design.name),
+        shell_assign("FIRST_CONTROL_PLANE", first.name),
+        shell_assign("FIRST_CONTROL_PLANE_IP", first.address),
+        shell_assign("API_ENDPOINT", kubeadm.control_plane_endpoint(design)),
+        *locations("BUNDLE_DIR", "KUBERNETES_DIR", "MANIFESTS_DIR"),
+        'INIT_CONFIG="$BUNDLE_DIR/' + kubeadm.INIT_PATH + '"',
+        'KUBE_VIP_MANIFEST="$BUNDLE_DIR/' + kubeadm.KUBE_VIP_PATH + '"',
+        # kube-vip-init.yaml mounts the kubeconfig the rule in kubeadm.kube_vip_init_kubeconfig chose.
+        'KUBE_VIP_INIT_MANIFEST="$BUNDLE_DIR/' + kubeadm.KUBE_VIP_INIT_PATH + '"',
+        shell_assign("KUBE_VIP_INIT_KUBECONFIG", kubeadm.kube_vip_init_kubeconfig(design.versions)),
+    ]
+    description = f"""\
+Initializes the first control plane ({first.name}) of cluster {design.name} with kubeadm and kube-vip.
+
+Usage: bootstrap-control-plane.sh [--print-join]
+  Runs `kubeadm init` once. While it runs, kube-vip mounts KUBE_VIP_INIT_KUBECONFIG (super-admin.conf on
+  Kubernetes >= 1.29, whose admin.conf has no rights until init has finished), then admin.conf again.
+  When the cluster is already initialized and the API answers it changes nothing.
+  Afterwards, and with --print-join on a later run, it mints a join token and a certificate key and
+  prints the join values on stdout as KEY=VALUE lines (everything else goes to stderr):
+    NSXKUBE_API_ENDPOINT, NSXKUBE_JOIN_TOKEN, NSXKUBE_CA_CERT_HASH, NSXKUBE_CERTIFICATE_KEY
+  They are secrets for two hours: hand them to the join scripts through the environment, do not store them."""
+    return script(description, settings, BOOTSTRAP_BODY)
+
+
+BOOTSTRAP_BODY = r"""
+ADMIN_CONF="$KUBERNETES_DIR/admin.conf"
+
+api_answers() {
+  kubectl --kubeconfig "$ADMIN_CONF" get --raw=/readyz --request-timeout=5s >/dev/null 2>&1
+}
+
+wait_for_api() {
+  local i
+  for ((i = 0; i < 60; i++)); do
+    api_answers && return 0
+    sleep 5
+  done
+  die "the API did not answer within 5 minutes (journalctl -u kubelet; crictl ps -a)"
+}
+
+# Installs a kube-vip manifest as the static Pod, unless that exact file is already there.
+install_kube_vip() {
+  local source=$1 target="$MANIFESTS_DIR/kube-vip.yaml"
+  if [[ -f $target ]] && cmp -s "$source" "$target"; then
+    return 0
+  fi
+  install -d -m 0755 "$MANIFESTS_DIR"
+  install -m 0600 "$source" "$target"
+  log "kube-vip static Pod installed from ${source##*/}"
+}
+
+print_join() {
+  local token hash key
+  token=$(kubeadm token create --ttl 2h0m0s --description "nsxkube: join nodes to $CLUSTER_NAME")
+  hash=$(openssl x509 -pubkey -noout -in "$KUBERNETES_DIR/pki/ca.crt" \
+    | openssl pkey -pubin -outform der | sha256sum | cut -d ' ' -f 1)
+  # Re-uploads the control-plane certificates encrypted with a new key; the key is the last line.
+  key=$(kubeadm init phase upload-certs --upload-certs --config "$INIT_CONFIG" | tail -n 1)
+  [[ $token =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]] || die "kubeadm token create did not print a token"
+  [[ $hash =~ ^[a-f0-9]{64}$ ]] || die "could not hash the cluster CA's public key"
+  [[ $key =~ ^[a-f0-9]{64}$ ]] || die "kubeadm init phase upload-certs did not print a certificate key"
+  printf 'NSXKUBE_API_ENDPOINT=%s\n' "$API_ENDPOINT"
+  printf 'NSXKUBE_JOIN_TOKEN=%s\n' "$token"
+  printf 'NSXKUBE_CA_CERT_HASH=sha256:%s\n' "$hash"
+  printf 'NSXKUBE_CERTIFICATE_KEY=%s\n' "$key"
+}
+
+main() {
+  local want_join=false
+  case "${1:-}" in
+    "") ;;
+    --print-join) want_join=true ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; return 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
+  esac
+  require_root
+  if [[ -f $ADMIN_CONF ]]; then
+    # Completes a run interrupted between init and the switch back to admin.conf (a no-op otherwise).
+    install_kube_vip "$KUBE_VIP_MANIFEST"
+    api_answers || die "$ADMIN_CONF exists but the API does not answer: look at journalctl -u kubelet and crictl ps -a, or start over with kubeadm reset -f"
+    kubectl --kubeconfig "$ADMIN_CONF" -n kube-system get configmap kubeadm-config >/dev/null 2>&1 \
+      || die "an earlier kubeadm init stopped before it finished: run kubeadm reset -f, then this script again"
+    log "$CLUSTER_NAME is already initialized and its API answers: nothing to do"
+    if [[ $want_join == true ]]; then
+      print_join
+    fi
+    return 0
+  fi
+  has_address "$FIRST_CONTROL_PLANE_IP" \
+    || die "this host does not have $FIRST_CONTROL_PLANE_IP: run this on $FIRST_CONTROL_PLANE only"
+  log "kube-vip holds the API VIP during init with $KUBE_VIP_INIT_KUBECONFIG"
+  install_kube_vip "$KUBE_VIP_INIT_MANIFEST"
+  log "kubeadm init (endpoint $API_ENDPOINT)"
+  kubeadm init --config "$INIT_CONFIG" --upload-certs --skip-token-print --skip-certificate-key-print >&2
+  install_kube_vip "$KUBE_VIP_MANIFEST"
+  wait_for_api
+  log "initialized; join values follow on stdout"
+  print_join
+}
+
+main "$@"
+"""
+
+
+# ---- joins -------------------------------------------------------------------------------------
+
+
+def join_script(design: Design, *, control_plane: bool) -> str:
+    plan = design.ip_plan
+    role = "control-plane" if control_plane else "worker"
+    nodes = plan.control_planes[1:] if control_plane else plan.workers
+    config_path = kubeadm.JOIN_CONTROL_PLANE_PATH if control_plane else kubeadm.JOIN_WORKER_PATH
+    settings = [
+        shell_assign("CLUSTER_NAME", design.name),
+        shell_assign("ROLE", role),
+        shell_assign("API_ENDPOINT", kubeadm.control_plane_endpoint(design)),
+        node_table("NODE_ADDRESSES", nodes),
+        *locations("BUNDLE_DIR", "KUBERNETES_DIR", "MANIFESTS_DIR"),
+        'JOIN_CONFIG="$BUNDLE_DIR/' + config_path + '"',
+        'KUBE_VIP_MANIFEST="$BUNDLE_DIR/' + kubeadm.KUBE_VIP_PATH + '"',
+        "RUN_DIR=${NSXKUBE_RUN_DIR:-/run}",
+    ]
+    key_usage = " [--certificate-key KEY]" if control_plane else ""
+    key_env = ", NSXKUBE_CERTIFICATE_KEY" if control_plane else ""
+    then = "; then installs kube-vip (admin.conf)" if control_plane else ""
+    description = f"""\
+Joins this node to cluster {design.name} as a {role}{then}.
+
+Usage: join-{role}.sh [--node-name NAME] [--token TOKEN] [--ca-cert-hash sha256:HASH]{key_usage}
+  Values come from the arguments or from NSXKUBE_JOIN_TOKEN, NSXKUBE_CA_CERT_HASH{key_env}
+  (printed by bootstrap-control-plane.sh), NSXKUBE_NODE_NAME (default: the short host name).
+  The filled join configuration exists only in a private directory under RUN_DIR (tmpfs) while
+  kubeadm runs. A node that already has kubelet.conf has joined: nothing is done."""
+    body = JOIN_BODY.replace("@CONTROL_PLANE@", "true" if control_plane else "false")
+    return script(description, settings, body)
+
+
+JOIN_BODY = r"""
+CONTROL_PLANE=@CONTROL_PLANE@
+
+# The filled configuration holds the join secrets: remove it however the script ends.
+cleanup() {
+  if [[ -n ${WORK_DIR:-} ]]; then
+    rm -rf "$WORK_DIR"
+  fi
+}
+
+install_kube_vip() {
+  local target="$MANIFESTS_DIR/kube-vip.yaml"
+  if [[ -f $target ]] && cmp -s "$KUBE_VIP_MANIFEST" "$target"; then
+    return 0
+  fi
+  install -d -m 0755 "$MANIFESTS_DIR"
+  install -m 0600 "$KUBE_VIP_MANIFEST" "$target"
+  log "kube-vip static Pod installed"
+}
+
+main() {
+  local token=${NSXKUBE_JOIN_TOKEN:-} hash=${NSXKUBE_CA_CERT_HASH:-} key=${NSXKUBE_CERTIFICATE_KEY:-}
+  local node_name=${NSXKUBE_NODE_NAME:-}
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --token) token=${2:?--token needs a value}; shift 2 ;;
+      --ca-cert-hash) hash=${2:?--ca-cert-hash needs a value}; shift 2 ;;
+      --certificate-key) key=${2:?--certificate-key needs a value}; shift 2 ;;
+      --node-name) node_name=${2:?--node-name needs a value}; shift 2 ;;
+      -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; return 0 ;;
+      *) die "unknown argument $1 (see --help)" ;;
+    esac
+  done
+  require_root
+  if [[ -f "$KUBERNETES_DIR/kubelet.conf" ]]; then
+    if [[ $CONTROL_PLANE == true ]]; then
+      install_kube_vip
+    fi
+    log "$KUBERNETES_DIR/kubelet.conf exists: this node has already joined, nothing to do"
+    return 0
+  fi
+  node_name=${node_name:-$(hostname -s)}
+  local node_ip=${NODE_ADDRESSES[$node_name]:-}
+  [[ -n $node_ip ]] || die "$node_name is not a $ROLE of $CLUSTER_NAME to join (known: ${!NODE_ADDRESSES[*]})"
+  has_address "$node_ip" || die "this host does not have $node_ip, the address of $node_name"
+  [[ $token =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]] || die "a join token (<6 characters>.<16 characters>) is needed: --token or NSXKUBE_JOIN_TOKEN"
+  [[ $hash =~ ^sha256:[a-f0-9]{64}$ ]] || die "the CA hash (sha256:<64 hex>) is needed: --ca-cert-hash or NSXKUBE_CA_CERT_HASH"
+  if [[ $CONTROL_PLANE == true ]]; then
+    [[ $key =~ ^[a-f0-9]{64}$ ]] || die "the certificate key (64 hex) is needed: --certificate-key or NSXKUBE_CERTIFICATE_KEY"
+  fi
+
+  # Filled in memory; the quoted replacements keep '&' and '\' literal.
+  local config
+  config=$(<"$JOIN_CONFIG")
+  config=${config//__JOIN_TOKEN__/"$token"}
+  config=${config//__CA_CERT_HASH__/"$hash"}
+  config=${config//__CERTIFICATE_KEY__/"$key"}
+  config=${config//__NODE_NAME__/"$node_name"}
+  config=${config//__NODE_IP__/"$node_ip"}
+
+  trap cleanup EXIT
+  WORK_DIR=$(umask 077 && mktemp -d "$RUN_DIR/nsxkube-join.XXXXXX")
+  (umask 077 && printf '%s\n' "$config" >"$WORK_DIR/join.yaml")
+  log "kubeadm join $API_ENDPOINT as $ROLE $node_name ($node_ip)"
+  kubeadm join --config "$WORK_DIR/join.yaml" >&2
+  if [[ $CONTROL_PLANE == true ]]; then
+    install_kube_vip
+  fi
+  log "$node_name joined $CLUSTER_NAME"
+}
+
+main "$@"
+"""
+
+
+# ---- etcd backup and restore -------------------------------------------------------------------
+
+
+def etcd_backup_script(design: Design) -> str:
+    etcd = design.spec.addons.backups.etcd
+    settings = [
+        shell_assign("CLUSTER_NAME", design.name),
+        "BACKUP_DIR=${NSXKUBE_ETCD_BACKUP_DIR:-" + shell_word(etcd.directory) + "}",
+        shell_assign("KEEP", etcd.keep),
+        *locations("KUBERNETES_DIR"),
+    ]
+    description = f"""\
+Saves an etcd snapshot of cluster {design.name} on this control plane.
+
+Usage: etcd-backup.sh
+  Writes BACKUP_DIR/etcd-<host>-<UTC time>.db (0600) with a .sha256 beside it, checks the snapshot
+  with etcdutl, keeps the newest {etcd.keep} of this host and prints the new snapshot's path on stdout.
+  Schedule (cluster.yaml): {etcd.schedule}"""
+    return script(description, settings, ETCD_BACKUP_BODY)
+
+
+ETCD_BACKUP_BODY = r"""
+PKI_DIR="$KUBERNETES_DIR/pki/etcd"
+PARTIAL=""
+
+# An interrupted save leaves no half snapshot that retention would count as one.
+cleanup() {
+  if [[ -n $PARTIAL ]]; then
+    rm -f "$PARTIAL"
+  fi
+}
+
+# Keeps the newest KEEP snapshots of this host; names sort by time.
+prune() {
+  local host=$1 snapshots=() excess i
+  mapfile -t snapshots < <(find "$BACKUP_DIR" -maxdepth 1 -type f -name "etcd-$host-*.db" -printf '%f\n' | sort)
+  excess=$((${#snapshots[@]} - KEEP))
+  for ((i = 0; i < excess; i++)); do
+    rm -f "$BACKUP_DIR/${snapshots[i]}" "$BACKUP_DIR/${snapshots[i]}.sha256"
+    log "removed ${snapshots[i]} (keeping $KEEP)"
+  done
+}
+
+main() {
+  require_root
+  command -v etcdctl >/dev/null || die "etcdctl is not installed (prepare-vm.sh installs it)"
+  command -v etcdutl >/dev/null || die "etcdutl is not installed (prepare-vm.sh installs it)"
+  umask 077
+  install -d -m 0700 "$BACKUP_DIR"
+  local host stamp name partial
+  host=$(hostname -s)
+  stamp=$(date -u +%Y%m%dT%H%M%SZ)
+  name="etcd-$host-$stamp.db"
+  partial="$BACKUP_DIR/.$name.partial"
+  PARTIAL=$partial
+  trap cleanup EXIT
+  log "snapshot of the local etcd member of $CLUSTER_NAME to $BACKUP_DIR/$name"
+  ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 \
+    --cacert="$PKI_DIR/ca.crt" \
+    --cert="$PKI_DIR/healthcheck-client.crt" \
+    --key="$PKI_DIR/healthcheck-client.key" \
+    snapshot save "$partial" >&2
+  # Reads the whole file and checks its hash: a truncated snapshot fails here, not at restore time.
+  etcdutl snapshot status "$partial" --write-out=table >&2
+  mv "$partial" "$BACKUP_DIR/$name"
+  (cd "$BACKUP_DIR" && sha256sum "$name" >"$name.sha256")
+  prune "$host"
+  printf '%s\n' "$BACKUP_DIR/$name"
+}
+
+main "$@"
+"""
+
+
+def etcd_restore_script(design: Design) -> str:
+    control_planes = design.ip_plan.control_planes
+    initial_cluster = ",".join(f"{n.name}=https://{n.address}:{ETCD_PEER_PORT}" for n in control_planes)
+    settings = [
+        shell_assign("CLUSTER_NAME", design.name),
+        node_table("CONTROL_PLANES", control_planes),
+        shell_assign("INITIAL_CLUSTER", initial_cluster),
+        shell_assign("INITIAL_CLUSTER_TOKEN", f"{design.name}-etcd-restore"),
+        shell_assign("PEER_PORT", ETCD_PEER_PORT),
+        shell_assign("REVISION_BUMP", RESTORE_REVISION_BUMP),
+        "ETCD_DATA_DIR=${NSXKUBE_ETCD_DATA_DIR:-" + shell_word(ETCD_DATA_DIR) + "}",
+        *locations("KUBERNETES_DIR", "MANIFESTS_DIR"),
+    ]
+    names = ", ".join(n.name for n in control_planes)
+    description = f"""\
+Restores etcd of cluster {design.name} on this control plane from a snapshot of etcd-backup.sh.
+
+Usage: etcd-restore.sh --yes SNAPSHOT
+  Without --yes it only explains and refuses: a restore rolls the whole cluster back to the snapshot.
+  Run it with the same snapshot on every control plane ({names}), one after the
+  other; the members form the restored cluster once all have run. Steps on each:
+    1. check the snapshot against SNAPSHOT.sha256 and with etcdutl;
+    2. stop the static Pods (etcd, API server, ...) by moving the manifests out of the kubelet's sight;
+    3. move the current data directory aside (kept as ETCD_DATA_DIR.before-restore-<time>);
+    4. etcdutl snapshot restore into a fresh data directory, as this member of the initial cluster;
+    5. move the manifests back: the kubelet starts etcd and the control plane again."""
+    return script(description, settings, ETCD_RESTORE_BODY)
+
+
+ETCD_RESTORE_BODY = r"""
+STOPPED_DIR="$KUBERNETES_DIR/manifests.stopped-by-restore"
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
+
+wait_for_stop() {
+  local i
+  for ((i = 0; i < 60; i++)); do
+    if [[ -z $(crictl ps -q --name '^(etcd|kube-apiserver)$' 2>/dev/null) ]]; then
+      return 0
+    fi
+    sleep 2
+  done
+  die "etcd and the API server did not stop within 2 minutes; the manifests are in $STOPPED_DIR"
+}
+
+main() {
+  local yes=false snapshot=""
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --yes) yes=true; shift ;;
+      -h | --help) usage; return 0 ;;
+      -*) die "unknown option $1 (see --help)" ;;
+      *) snapshot=$1; shift ;;
+    esac
+  done
+  if [[ -z $snapshot || $yes != true ]]; then
+    usage >&2
+    die "refusing to restore without --yes and a snapshot file"
+  fi
+  require_root
+  local node ip stamp dir file
+  node=$(hostname -s)
+  ip=${CONTROL_PLANES[$node]:-}
+  [[ -n $ip ]] || die "$node is not a control plane of $CLUSTER_NAME (control planes: ${!CONTROL_PLANES[*]})"
+  [[ ! -e $STOPPED_DIR ]] || die "$STOPPED_DIR exists: an earlier restore stopped here; move its manifests back to $MANIFESTS_DIR first"
+
+  log "1/5 checking $snapshot against its checksum file and with etcdutl"
+  dir=$(cd "$(dirname "$snapshot")" && pwd)
+  file=${snapshot##*/}
+  [[ -f "$dir/$file.sha256" ]] || die "$dir/$file.sha256 is missing: refusing an unverified snapshot"
+  (cd "$dir" && sha256sum --check --status "$file.sha256") || die "$file does not match $file.sha256"
+  etcdutl snapshot status "$dir/$file" --write-out=table >&2
+
+  log "2/5 stopping the static Pods: $MANIFESTS_DIR -> $STOPPED_DIR"
+  mv "$MANIFESTS_DIR" "$STOPPED_DIR"
+  wait_for_stop
+
+  stamp=$(date -u +%Y%m%dT%H%M%SZ)
+  log "3/5 keeping the current data directory as $ETCD_DATA_DIR.before-restore-$stamp"
+  if [[ -e $ETCD_DATA_DIR ]]; then
+    mv "$ETCD_DATA_DIR" "$ETCD_DATA_DIR.before-restore-$stamp"
+  fi
+
+  log "4/5 restoring as member $node (https://$ip:$PEER_PORT) of $INITIAL_CLUSTER"
+  etcdutl snapshot restore "$dir/$file" \
+    --data-dir "$ETCD_DATA_DIR" \
+    --name "$node" \
+    --initial-cluster "$INITIAL_CLUSTER" \
+    --initial-cluster-token "$INITIAL_CLUSTER_TOKEN" \
+    --initial-advertise-peer-urls "https://$ip:$PEER_PORT" \
+    --bump-revision "$REVISION_BUMP" \
+    --mark-compacted >&2
+  chmod 0700 "$ETCD_DATA_DIR"
+
+  log "5/5 starting the static Pods again: $STOPPED_DIR -> $MANIFESTS_DIR"
+  mv "$STOPPED_DIR" "$MANIFESTS_DIR"
+  log "restored on $node. Run this on the other control planes with the same snapshot, then check:"
+  log "  kubectl get nodes; ETCDCTL_API=3 etcdctl endpoint health --cluster (with the healthcheck-client certs)"
+}
+
+main "$@"
+"""
+
+
+# ---- MTU probe ---------------------------------------------------------------------------------
+
+
+def check_mtu_script(design: Design) -> str:
+    mtu = design.mtu
+    entries = [f"{n.name} {n.address}" for n in design.ip_plan.nodes]
+    settings = [
+        shell_assign("NODE_MTU", mtu.node_mtu),
+        shell_assign("PROBE_PAYLOAD", mtu.probe_payload),
+        shell_assign("PROBE_PAYLOAD_OVER", mtu.probe_payload_over),
+        shell_array("NODES", entries),
+    ]
+    description = f"""\
+Proves the node MTU ({mtu.node_mtu}) between this node and every other node of {design.name}.
+
+Usage: check-mtu.sh
+  With the don't-fragment bit set, `ping -M do -s {mtu.probe_payload}` (a {mtu.node_mtu}-byte packet) must pass
+  to every other node and `ping -M do -s {mtu.probe_payload_over}` must fail. A big packet that does not pass
+  means a smaller MTU on the path (NSX TEP MTU below node MTU + 100): TLS handshakes and large
+  responses hang. One line per probe, a verdict line, exit 0 when everything holds, 1 otherwise."""
+    return script(description, settings, CHECK_MTU_BODY)
+
+
+CHECK_MTU_BODY = r"""
+probe() {
+  ping -M 'do' -c 2 -i 0.2 -W 2 -s "$1" "$2" >/dev/null 2>&1
+}
+
+main() {
+  local entry name address problems=0 probed=0
+  for entry in "${NODES[@]}"; do
+    read -r name address <<<"$entry"
+    if has_address "$address"; then
+      continue
+    fi
+    probed=$((probed + 1))
+    if probe "$PROBE_PAYLOAD" "$address"; then
+      printf 'ok    %s (%s): %s-byte packets pass with DF set\n' "$name" "$address" "$NODE_MTU"
+    else
+      printf 'FAIL  %s (%s): %s-byte packets with DF set do not pass: the path MTU is smaller than the node MTU\n' \
+        "$name" "$address" "$NODE_MTU"
+      problems=$((problems + 1))
+    fi
+    if probe "$PROBE_PAYLOAD_OVER" "$address"; then
+      printf 'FAIL  %s (%s): %s-byte packets pass with DF set: a NIC MTU is above the node MTU %s of the design\n' \
+        "$name" "$address" "$((NODE_MTU + 1))" "$NODE_MTU"
+      problems=$((problems + 1))
+    else
+      printf 'ok    %s (%s): %s-byte packets are refused\n' "$name" "$address" "$((NODE_MTU + 1))"
+    fi
+  done
+  if ((problems > 0)); then
+    printf 'verdict: FAIL: %d problem(s) probing %d node(s) at MTU %s\n' "$problems" "$probed" "$NODE_MTU"
+    return 1
+  fi
+  printf 'verdict: PASS: MTU %s holds to all %d other node(s)\n' "$NODE_MTU" "$probed"
+}
+
+main "$@"
+"""
