@@ -62,6 +62,17 @@ def test_a_recorded_build_failure_is_the_skip_reason(tmp_path: Path, monkeypatch
         require_binary("kube-apiserver")
 
 
+def test_vcsim_skip_reason_names_both_failed_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NSXKUBE_TEST_BIN", str(tmp_path))
+    module_dir = tmp_path / f"govmomi-{versions()['GOVMOMI_VERSION']}"
+    debian_dir = tmp_path / f"govmomi-{versions()['GOVMOMI_DEBIAN_VERSION']}-debian"
+    module_dir.mkdir()
+    debian_dir.mkdir()
+    (module_dir / "vcsim.failed").write_text("proxy: 403\n")
+    (debian_dir / "vcsim.failed").write_text("package not installed\n")
+    assert locate_binary("vcsim").reason == "vcsim not built: proxy: 403; fallback: package not installed"
+
+
 def test_prebuilt_program_at_the_top_wins_over_a_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NSXKUBE_TEST_BIN", str(tmp_path))
     built_dir = tmp_path / f"govmomi-{versions()['GOVMOMI_VERSION']}"

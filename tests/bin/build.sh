@@ -149,13 +149,17 @@ build_group() { # dir what prepare-function builder-function names...
 # ---- Kubernetes ----------------------------------------------------------------------
 
 prepare_kubernetes() {
-  local work="$WORK/kubernetes-$KUBERNETES_VERSION" k8smod staging
+  local work="$WORK/kubernetes-$KUBERNETES_VERSION" json k8smod staging error
   mkdir -p "$work" && cd "$work" || return 1
   rm -f go.mod
   # k8s.io/kubernetes's own go.mod: its go/godebug lines and its list of staging modules
-  k8smod=$("$GO" mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" |
-    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
-  [ -f "$k8smod" ] || { echo "go mod download k8s.io/kubernetes@$KUBERNETES_VERSION gave no go.mod"; return 1; }
+  json=$("$GO" mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION")
+  k8smod=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
+  if [ ! -f "$k8smod" ]; then
+    error=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Error": "\(.*\)",\{0,1\}$/\1/p')
+    echo "go mod download k8s.io/kubernetes@$KUBERNETES_VERSION: ${error:-no go.mod}"
+    return 1
+  fi
   staging="v0.${KUBERNETES_VERSION#v1.}"
   GO_DIRECTIVES=$(grep -E '^(go|godebug|toolchain) ' "$k8smod")
   REPLACES=$("$HERE/gen-replace.sh" "$k8smod" "$staging") || return 1
@@ -287,6 +291,14 @@ if [ ${#etcd[@]} -gt 0 ]; then
   build_group "$ETCD_DIR" "go.etcd.io/etcd $ETCD_VERSION" prepare_etcd build_etcd "${etcd[@]}"
 fi
 if [ $vcsim -eq 1 ]; then
+  # vcsim is built from our own main.go: one changed since the build makes the binary stale
+  main_sum=$(sha256sum "$HERE/vcsim/main.go" | cut -d' ' -f1)
+  for d in "$VCSIM_DIR" "$VCSIM_DEBIAN_DIR"; do
+    if [ -x "$d/vcsim" ] && [ "$(cat "$d/vcsim.main.sha256" 2>/dev/null)" != "$main_sum" ]; then
+      say "stale   vcsim in $d: tests/bin/vcsim/main.go changed since it was built"
+      rm -f "$d/vcsim"
+    fi
+  done
   failed_before=${#FAILED[@]}
   if [ -x "$CACHE/vcsim" ] || [ -x "$VCSIM_DIR/vcsim" ]; then
     report_present "$VCSIM_DIR" vcsim
@@ -294,9 +306,16 @@ if [ $vcsim -eq 1 ]; then
     build_group "$VCSIM_DIR" "govmomi $GOVMOMI_VERSION" prepare_vcsim build_vcsim vcsim
     if [ ${#FAILED[@]} -gt "$failed_before" ]; then
       # the module build failed: the Debian build stands in for it
-      if build_vcsim_debian; then FAILED=("${FAILED[@]:0:$failed_before}"); fi
+      if build_vcsim_debian; then
+        FAILED=("${FAILED[@]:0:$failed_before}")
+      else
+        FAILED=("${FAILED[@]:0:$((failed_before + 1))}") # name it once
+      fi
     fi
   fi
+  for d in "$VCSIM_DIR" "$VCSIM_DEBIAN_DIR"; do
+    if [ -x "$d/vcsim" ]; then printf '%s\n' "$main_sum" >"$d/vcsim.main.sha256"; fi
+  done
 fi
 
 say "done in $((SECONDS - total_start)) s; cache size $(du -sh "$CACHE" 2>/dev/null | cut -f1) (without Go's module and build caches)"

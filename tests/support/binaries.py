@@ -123,11 +123,13 @@ def locate_binary(name: str) -> Program:
             source = d / f"{name}.source"
             origin = source.read_text().splitlines()[0] if source.is_file() else "origin unknown"
             return Program(name, d / name, origin)
-    for d in dirs:
-        marker = d / f"{name}.failed"
-        if marker.is_file():
-            why = marker.read_text().strip() or "build failed (empty marker)"
-            return Program(name, None, "", f"{name} not built: {why}")
+    failures = [
+        (d / f"{name}.failed").read_text().strip() or "build failed (empty marker)"
+        for d in dirs
+        if (d / f"{name}.failed").is_file()
+    ]
+    if failures:  # vcsim: the module build's reason, then the Debian fallback's
+        return Program(name, None, "", f"{name} not built: {'; fallback: '.join(failures)}")
     looked = ", ".join(str(d / name) for d in dirs)
     return Program(
         name,
