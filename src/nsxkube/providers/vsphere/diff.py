@@ -1,0 +1,185 @@
+"""Pure diffs of what the design wants against what vCenter has: tested from tables.
+
+Each function returns ``Diff`` records (the phase turns them into pipeline changes). Rules of
+the house kept here: a VM with a node's name that is not ours is a conflict and never touched;
+disks never shrink; CPU and memory change on a running VM only where hot-add allows it, else
+the operator powers it off (nsxkube never power-cycles a running node by itself).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from nsxkube.providers.vsphere.model import (
+    MIB_PER_GIB,
+    OWNER_FIELD,
+    AntiAffinityRule,
+    LiveCluster,
+    LiveRule,
+    LiveVm,
+    Machine,
+)
+
+
+@dataclass(frozen=True)
+class Diff:
+    action: str  # create | update | delete | unchanged | conflict | manual
+    kind: str  # vm | drs-rule | vm-folder | custom-attribute
+    name: str
+    detail: str = ""
+    fields: tuple[str, ...] = ()
+
+
+# ---- VMs ---------------------------------------------------------------------------------------
+
+
+def gib(mib_or_kib: float, per_gib: int = MIB_PER_GIB) -> str:
+    value = mib_or_kib / per_gib
+    return f"{value:g}"
+
+
+def diff_machine(machine: Machine, live: LiveVm | None, cluster: str) -> Diff:
+    """create / update (with the drifted fields) / unchanged / conflict / manual for one node VM."""
+    name = machine.name
+    if live is None:
+        return Diff("create", "vm", name, f"{machine.role}, {machine.cpus} CPUs, {gib(machine.memory_mib)} GiB memory, "
+                    f"{machine.disk_gib} GiB disk, address {machine.address}")
+    if not live.owned_by(cluster) or live.is_template:
+        what = "a template" if live.is_template else "a VM"
+        return Diff("conflict", "vm", name, f"{what} with this name exists ({live.owner_text}, {live.moref}) and is not "
+                    f"cluster {cluster}'s: nsxkube leaves it alone; remove or rename it by hand, or change the node "
+                    "name prefix")
+    fields: list[str] = []
+    needs_power_off: list[str] = []
+    if live.cpus != machine.cpus:
+        fields.append(f"cpus {live.cpus}→{machine.cpus}")
+        if machine.cpus < live.cpus or not live.cpu_hot_add:
+            needs_power_off.append("CPUs")
+    if live.memory_mib != machine.memory_mib:
+        fields.append(f"memory {gib(live.memory_mib)}→{gib(machine.memory_mib)} GiB")
+        if machine.memory_mib < live.memory_mib or not live.memory_hot_add:
+            needs_power_off.append("memory")
+    disk = live.boot_disk
+    if disk is not None and disk.capacity_kib > machine.disk_kib:
+        return Diff("manual", "vm", name, f"its disk is {gib(disk.capacity_kib, 1024 * 1024)} GiB, more than the "
+                    f"{machine.disk_gib} GiB asked: disks never shrink; set disk_gib to at least that or rebuild the node",
+                    (f"disk {gib(disk.capacity_kib, 1024 * 1024)}→{machine.disk_gib} GiB",))
+    if disk is not None and disk.capacity_kib < machine.disk_kib:
+        fields.append(f"disk {gib(disk.capacity_kib, 1024 * 1024)}→{machine.disk_gib} GiB")
+    if needs_power_off and live.powered_on:
+        return Diff("manual", "vm", name, f"changing {' and '.join(needs_power_off)} needs the VM powered off: drain "
+                    "the node, power it off, then run apply again (nsxkube never power-cycles a running node)",
+                    tuple(fields))
+    if live.owner != cluster:
+        fields.append("ownership marker")
+    if not live.powered_on:
+        fields.append("power on")
+    if fields:
+        return Diff("update", "vm", name, "size drifted from cluster.yaml" if any(
+            f.startswith(("cpus", "memory", "disk")) for f in fields) else "", tuple(fields))
+    return Diff("unchanged", "vm", name)
+
+
+def diff_machines(machines: Sequence[Machine], live: Mapping[str, LiveVm], cluster: str) -> list[Diff]:
+    return [diff_machine(m, live.get(m.name), cluster) for m in machines]
+
+
+# ---- DRS anti-affinity rules -------------------------------------------------------------------
+
+
+def rule_prefix(cluster: str) -> str:
+    return f"nsxkube-{cluster}-"
+
+
+def is_our_rule(name: str, cluster: str) -> bool:
+    """Rules cannot carry markers: their name is the marker, exact to the suffixes we create."""
+    return re.fullmatch(re.escape(rule_prefix(cluster)) + r"(control-planes|workers-\d+)", name) is not None
+
+
+def desired_rules(cluster: str, machines: Sequence[Machine], hosts: int, enabled: bool) -> list[AntiAffinityRule]:
+    """Control planes on different hosts; workers spread in groups no larger than the host count.
+
+    No rules with anti_affinity off, or fewer than two hosts (nothing to spread over).
+    """
+    if not enabled or hosts < 2:
+        return []
+    prefix = rule_prefix(cluster)
+    rules: list[AntiAffinityRule] = []
+    control_planes = [m.name for m in machines if m.role == "control-plane"]
+    if len(control_planes) >= 2:
+        rules.append(AntiAffinityRule(prefix + "control-planes", tuple(control_planes)))
+    workers = [m.name for m in machines if m.role != "control-plane"]
+    groups = [tuple(workers[i:i + hosts]) for i in range(0, len(workers), hosts)]
+    for number, group in enumerate((g for g in groups if len(g) >= 2), start=1):
+        rules.append(AntiAffinityRule(f"{prefix}workers-{number}", group))
+    return rules
+
+
+def placement_warnings(cluster: LiveCluster, control_planes: int, enabled: bool) -> list[str]:
+    """Warn, never fail: a small lab cluster or DRS off still gets its VMs."""
+    if not enabled:
+        return []
+    warnings = []
+    if not cluster.drs_enabled:
+        warnings.append(f"DRS is off on cluster {cluster.name}: anti-affinity rules are kept but nothing enforces them "
+                        "(turn DRS on for control planes on different hosts)")
+    if cluster.hosts < control_planes:
+        warnings.append(f"cluster {cluster.name} has {cluster.hosts} usable host(s) for {control_planes} control planes: "
+                        "some will share a host, and losing that host can cost etcd its quorum")
+    return warnings
+
+
+def diff_rules(desired: Sequence[AntiAffinityRule], live: Iterable[LiveRule], cluster: str,
+               owned_vms: set[str]) -> list[Diff]:
+    """Per rule: create / update (members, enabled) / unchanged / delete (ours, no longer wanted) / conflict."""
+    by_name = {r.name: r for r in live}
+    diffs: list[Diff] = []
+    for rule in desired:
+        current = by_name.get(rule.name)
+        if current is None:
+            diffs.append(Diff("create", "drs-rule", rule.name, f"keep {', '.join(rule.members)} on different hosts"))
+            continue
+        foreign = [m for m in current.members if m not in owned_vms]
+        if current.kind != "anti-affinity" or foreign:
+            why = f"it holds VMs that are not ours ({', '.join(foreign)})" if foreign else f"it is an {current.kind} rule"
+            diffs.append(Diff("conflict", "drs-rule", rule.name, f"{why}: nsxkube leaves it alone; rename or remove it"))
+            continue
+        fields = []
+        if set(current.members) != set(rule.members):
+            added = sorted(set(rule.members) - set(current.members))
+            removed = sorted(set(current.members) - set(rule.members))
+            fields.append("members" + "".join(f" +{m}" for m in added) + "".join(f" -{m}" for m in removed))
+        if not current.enabled:
+            fields.append("enabled")
+        diffs.append(Diff("update", "drs-rule", rule.name, "", tuple(fields)) if fields
+                     else Diff("unchanged", "drs-rule", rule.name))
+    wanted = {r.name for r in desired}
+    for current in by_name.values():
+        if current.name in wanted or not is_our_rule(current.name, cluster):
+            continue
+        diffs.append(_teardown_rule(current, owned_vms, "no longer wanted by cluster.yaml"))
+    return diffs
+
+
+def _teardown_rule(rule: LiveRule, owned_vms: set[str], why: str) -> Diff:
+    foreign = [m for m in rule.members if m not in owned_vms]
+    if foreign:
+        return Diff("manual", "drs-rule", rule.name, f"it now holds VMs that are not ours ({', '.join(foreign)}): "
+                    "nsxkube leaves it alone; remove it by hand")
+    return Diff("delete", "drs-rule", rule.name, why)
+
+
+# ---- destroy -----------------------------------------------------------------------------------
+
+
+def diff_teardown(vms: Iterable[LiveVm], rules: Iterable[LiveRule], cluster: str) -> list[Diff]:
+    """Only what carries this cluster's marker: its rules first, then its VMs."""
+    owned = sorted((vm for vm in vms if vm.owned_by(cluster) and not vm.is_template), key=lambda vm: vm.name)
+    owned_names = {vm.name for vm in owned}
+    diffs = [_teardown_rule(rule, owned_names, "destroy") for rule in rules if is_our_rule(rule.name, cluster)]
+    for vm in owned:
+        how = "power off and delete" if vm.powered_on else "delete"
+        diffs.append(Diff("delete", "vm", vm.name, f"{how} ({vm.moref}, {OWNER_FIELD}={cluster})"))
+    return diffs

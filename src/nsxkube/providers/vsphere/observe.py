@@ -1,0 +1,73 @@
+"""A typed snapshot of everything the machines phase decides from, read in four requests:
+the inventory (view + retrieval + view destroyed) and one retrieval of VM and cluster details."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nsxkube.providers.vsphere.inventory import Inventory, read_inventory
+from nsxkube.providers.vsphere.machines import read_details
+from nsxkube.providers.vsphere.model import Entity, LiveCluster, LiveVm, Placement
+from nsxkube.spec.model import Vsphere
+
+
+@dataclass
+class LiveState:
+    inventory: Inventory
+    datacenter: Entity
+    cluster: LiveCluster | None
+    vms: dict[str, LiveVm]
+    """VMs with a node's name (one per name; a foreign one wins, so that it shows as a conflict)."""
+    owned: list[LiveVm]
+    """Every VM in the datacenter that carries this cluster's marker, node name or not."""
+    template: LiveVm | None = None
+    cluster_entity: Entity | None = field(default=None, repr=False)
+
+
+def observe(session: Any, vsphere: Vsphere, cluster_name: str, node_names: Iterable[str], *,
+            need_cluster: bool = True) -> LiveState:
+    inventory = read_inventory(session)
+    datacenter = inventory.find_datacenter(vsphere.datacenter)
+    if need_cluster:
+        cluster_entity: Entity | None = inventory.find_cluster(datacenter, vsphere.cluster)
+    else:
+        found = [c for c in inventory.within(datacenter, "ClusterComputeResource") if c.name == vsphere.cluster]
+        cluster_entity = found[0] if len(found) == 1 else None
+    named = inventory.find_vms(datacenter, [*node_names, vsphere.template])
+    owned = inventory.owned_vms(datacenter, cluster_name)
+    wanted = {e.moref: e for group in named.values() for e in group} | {e.moref: e for e in owned}
+    live_vms, live_cluster = read_details(session, inventory, list(wanted.values()), cluster_entity)
+    by_moref = {vm.moref: vm for vm in live_vms}
+    vms: dict[str, LiveVm] = {}
+    for name, entities in named.items():
+        candidates = [by_moref[e.moref] for e in entities if e.moref in by_moref]
+        if name == vsphere.template and name not in set(node_names):
+            continue
+        foreign = [vm for vm in candidates if not vm.owned_by(cluster_name)]
+        if candidates:
+            vms[name] = (foreign or candidates)[0]
+    templates = [by_moref[e.moref] for e in named.get(vsphere.template, []) if e.moref in by_moref]
+    return LiveState(inventory, datacenter, live_cluster, vms,
+                     [by_moref[e.moref] for e in owned if e.moref in by_moref],
+                     templates[0] if len(templates) == 1 else None, cluster_entity)
+
+
+def resolve_placement(state: LiveState, vsphere: Vsphere, *, with_template: bool) -> Placement:
+    """The spec's names resolved; ProviderError (naming what is missing and what exists) otherwise."""
+    inventory, datacenter = state.inventory, state.datacenter
+    cluster = state.cluster_entity or inventory.find_cluster(datacenter, vsphere.cluster)
+    template = None
+    if with_template:
+        inventory.find_template(datacenter, vsphere.template)  # raises with the list of templates
+        template = state.template
+    return Placement(
+        datacenter=datacenter,
+        cluster=cluster,
+        datastore=inventory.find_datastore(datacenter, vsphere.datastore),
+        resource_pool=inventory.find_resource_pool(cluster, vsphere.resource_pool),
+        network=inventory.find_network(datacenter, vsphere.network),
+        folder=inventory.find_folder(datacenter, vsphere.folder),
+        template=template,
+    )

@@ -1,0 +1,137 @@
+"""The node template: what a clone needs from it (checked), and turning a VM into it (prepare).
+
+Requirements come from the node image (kubernetes-stack.md): hardware version ≥ 15, a
+paravirtual SCSI controller and ``disk.EnableUUID = TRUE`` for the vSphere CSI driver; one
+vmxnet3 NIC because every node's network config matches the vmxnet3 driver; a disk no larger
+than the smallest node disk, since a clone can grow a disk but never shrink it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nsxkube.errors import ProviderError, UsageError
+from nsxkube.providers.vsphere.diff import gib
+from nsxkube.providers.vsphere.model import KIB_PER_GIB, MIN_HARDWARE_VERSION, Entity, LiveVm
+from nsxkube.providers.vsphere.tasks import TaskWaiter
+
+PREPARE = "nsxkube template prepare <cluster.yaml> --vm {name}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def one_line(self) -> str:
+        return f"{self.check}: {self.detail}" + (f" — {self.fix}" if self.fix else "")
+
+
+def check_template(vm: LiveVm, *, min_disk_gib: int) -> list[Finding]:
+    """Every requirement, passed or not, with the fix for each failure (pure)."""
+    prepare = PREPARE.format(name=vm.name)
+    findings = [
+        Finding("template", vm.is_template, "is a template" if vm.is_template else "is a VM, not a template",
+                "" if vm.is_template else f"run `{prepare}`: it powers the VM off and marks it as a template"),
+        Finding("hardware version", vm.hardware_version >= MIN_HARDWARE_VERSION, f"vmx-{vm.hardware_version}",
+                "" if vm.hardware_version >= MIN_HARDWARE_VERSION else
+                f"the vSphere CSI driver needs vmx-{MIN_HARDWARE_VERSION} or later: `{prepare}` upgrades it"),
+    ]
+    uuid = vm.extra_config.get("disk.EnableUUID", "")
+    findings.append(Finding("disk.EnableUUID", uuid.upper() == "TRUE", f"= {uuid or 'unset'}",
+                            "" if uuid.upper() == "TRUE" else
+                            f"the CSI driver needs disk UUIDs in the guest: `{prepare}` sets it to TRUE"))
+    disk = vm.boot_disk
+    if disk is None:
+        findings.append(Finding("disk", False, "the VM has no disk", "build the template with the OS on one disk"))
+    else:
+        pvscsi = disk.controller == "pvscsi"
+        findings.append(Finding("SCSI controller", pvscsi, f"boot disk on {disk.controller}",
+                                "" if pvscsi else "rebuild the template with a VMware Paravirtual SCSI controller "
+                                "(the guest needs its driver from the first boot; nsxkube does not swap controllers)"))
+        fits = disk.capacity_kib <= min_disk_gib * KIB_PER_GIB
+        size = gib(disk.capacity_kib, KIB_PER_GIB)
+        findings.append(Finding("disk size", fits, f"{size} GiB, nodes get {min_disk_gib} GiB or more",
+                                "" if fits else f"clones grow a disk but never shrink it: set every role's disk_gib "
+                                f"to at least {size}, or build the template with a smaller disk"))
+    count = len(vm.nics)
+    findings.append(Finding("NICs", count == 1, f"{count} NIC(s)", "" if count == 1 else
+                            ("add one vmxnet3 NIC (nodes get one NIC on the node segment)" if count == 0 else
+                             "remove all but one NIC: nodes get one NIC on the node segment")))
+    if count:
+        vmxnet3 = vm.nics[0].adapter == "vmxnet3"
+        findings.append(Finding("NIC type", vmxnet3, vm.nics[0].adapter, "" if vmxnet3 else
+                                f"the node network config matches the vmxnet3 driver: `{prepare}` replaces the NIC"))
+    return findings
+
+
+def failures(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if not f.ok]
+
+
+# ---- prepare -------------------------------------------------------------------------------------
+
+
+def prepare_template(session: Any, waiter: TaskWaiter, vm: LiveVm, pool: Entity, *, timeout: float,
+                     step: Callable[[str], None]) -> None:
+    """Makes ``vm`` the node template: disk.EnableUUID, a vmxnet3 NIC, hardware ≥ vmx-15, powered
+    off (guest shutdown when VMware Tools run), marked as template. Each change is reported."""
+    from pyVmomi import vim
+
+    if vm.owner or vm.owner_in_extra_config:
+        raise UsageError(f"VM {vm.name} is a node of nsxkube cluster {vm.owner or vm.owner_in_extra_config}: "
+                         "refusing to turn it into a template", hint="pass the VM you built the node image on")
+    if vm.is_template:
+        if not _needs_changes(vm):
+            step(f"{vm.name} is a template already and needs no change")
+            return
+        vm.ref.MarkAsVirtualMachine(pool=pool.ref)
+        step(f"turned template {vm.name} back into a VM to change it")
+    elif vm.powered_on:
+        _power_off(session, waiter, vm, timeout, step)
+    spec, changes = vim.vm.ConfigSpec(), []
+    if vm.extra_config.get("disk.EnableUUID", "").upper() != "TRUE":
+        spec.extraConfig = [vim.option.OptionValue(key="disk.EnableUUID", value="TRUE")]
+        changes.append("disk.EnableUUID = TRUE")
+    if vm.nics and vm.nics[0].adapter != "vmxnet3":
+        old = vm.nics[0].device
+        new = vim.vm.device.VirtualVmxnet3(key=-1, backing=old.backing, addressType="generated",
+                                           connectable=old.connectable)
+        spec.deviceChange = [vim.vm.device.VirtualDeviceSpec(operation="remove", device=old),
+                             vim.vm.device.VirtualDeviceSpec(operation="add", device=new)]
+        changes.append(f"NIC {vm.nics[0].adapter} → vmxnet3 on the same network")
+    if changes:
+        waiter.wait(vm.ref.ReconfigVM_Task(spec=spec), f"reconfigure {vm.name}", timeout)
+        step(f"set {'; '.join(changes)}")
+    if vm.hardware_version < MIN_HARDWARE_VERSION:
+        target = f"vmx-{MIN_HARDWARE_VERSION}"
+        waiter.wait(vm.ref.UpgradeVM_Task(version=target), f"upgrade {vm.name}", timeout)
+        step(f"upgraded hardware vmx-{vm.hardware_version} → {target}")
+    vm.ref.MarkAsTemplate()
+    step(f"marked {vm.name} as template")
+
+
+def _needs_changes(vm: LiveVm) -> bool:
+    return (vm.extra_config.get("disk.EnableUUID", "").upper() != "TRUE" or vm.hardware_version < MIN_HARDWARE_VERSION
+            or bool(vm.nics and vm.nics[0].adapter != "vmxnet3"))
+
+
+def _power_off(session: Any, waiter: TaskWaiter, vm: LiveVm, timeout: float, step: Callable[[str], None]) -> None:
+    if vm.tools_running:
+        vm.ref.ShutdownGuest()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = session.read_objects([vm.ref], ["runtime.powerState"]).get(vm.moref, {})
+            if state.get("runtime.powerState") == "poweredOff":
+                step(f"shut {vm.name} down (guest shutdown)")
+                return
+            time.sleep(1.0)
+        raise ProviderError(f"{vm.name} did not shut down within {timeout:g} s",
+                            hint="shut the guest down yourself (sudo poweroff), then run prepare again")
+    waiter.wait(vm.ref.PowerOffVM_Task(), f"power off {vm.name}", timeout)
+    step(f"powered {vm.name} off (VMware Tools not running, so no guest shutdown)")
