@@ -154,6 +154,8 @@ SCHEMA_ERRORS = [
     ({"addons.backups.etcd.schedule": "hourly"}, "addons.backups.etcd.schedule", "cron"),
     ({"kubernetes.version": "latest"}, "kubernetes.version", "pattern"),
     ({"network.loadbalancer_ports": [80, 70000]}, "network.loadbalancer_ports", "70000"),
+    ({"network.registry_mirrors": {"https://registry.k8s.io": "https://m.local"}}, "network.registry_mirrors", "host[:port]"),
+    ({"network.registry_mirrors": {"docker.io": "https://u:p@m.local"}}, "network.registry_mirrors", "without credentials"),
 ]
 
 

@@ -13,6 +13,7 @@ from nsxkube.spec.model import ClusterSpec
 from nsxkube.spec.problems import Problem
 
 OWNERSHIP_SCOPE = "nsxkube/cluster"
+API_PORT = 6443
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,9 @@ class Design:
 
     @property
     def api_endpoint(self) -> str:
-        return f"{self.ip_plan.api_vip}:6443"
+        """Where kubelets and clients reach the API: the DNS name when the site has one, else the VIP."""
+        host = self.spec.kubernetes.api_dns_name or str(self.ip_plan.api_vip)
+        return f"{host}:{API_PORT}"
 
 
 def analyse(spec: ClusterSpec) -> tuple[Design | None, list[Problem]]:

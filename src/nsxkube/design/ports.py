@@ -72,7 +72,7 @@ def derive_port_matrix(spec: ClusterSpec, mtu: MtuChain) -> tuple[Flow, ...]:
             Flow("api-from-admin", "admin-networks", "api-vip", "TCP", ("6443",), "operators reach the API via the VIP"),
             Flow("api-nodes-from-admin", "admin-networks", "control-planes", "TCP", ("6443",),
                  "operators reach each API server (kubeadm, debugging)"),
-            Flow("ssh-from-admin", "admin-networks", "nodes", "TCP", ("22",), "nsxkube and operators log in"),
+            Flow("ssh-from-admin", "admin-networks", "nodes", "TCP", (str(spec.ssh.port),), "nsxkube and operators log in"),
             Flow("icmp-from-admin", "admin-networks", "nodes", "ICMP", ICMP_PROBES, "operators ping nodes"),
         ]
     if addons.loadbalancer.provider != "none" and network.loadbalancer_ports:

@@ -20,16 +20,18 @@ class Minor:
     newest_patch: str
     end_of_life: dt.date
     vsphere_csi: str
+    etcd: str
+    """The etcd kubeadm deploys for this minor (its DefaultEtcdVersion): etcdctl/etcdutl match it."""
     csi_tested: bool
     cilium_tested: bool
 
 
 # Newest first is not required; lookups are by minor.
 MINORS: dict[str, Minor] = {
-    "1.34": Minor("1.34", "1.34.12", dt.date(2026, 10, 27), "3.7.0", csi_tested=True, cilium_tested=True),
-    "1.35": Minor("1.35", "1.35.8", dt.date(2027, 2, 28), "3.7.0", csi_tested=True, cilium_tested=True),
-    "1.36": Minor("1.36", "1.36.5", dt.date(2027, 6, 28), "3.7.0", csi_tested=False, cilium_tested=True),
-    "1.37": Minor("1.37", "1.37.2", dt.date(2027, 10, 28), "3.7.0", csi_tested=False, cilium_tested=False),
+    "1.34": Minor("1.34", "1.34.12", dt.date(2026, 10, 27), "3.7.0", "v3.6.6", csi_tested=True, cilium_tested=True),
+    "1.35": Minor("1.35", "1.35.8", dt.date(2027, 2, 28), "3.7.0", "v3.6.6", csi_tested=True, cilium_tested=True),
+    "1.36": Minor("1.36", "1.36.5", dt.date(2027, 6, 28), "3.7.0", "v3.6.6", csi_tested=False, cilium_tested=True),
+    "1.37": Minor("1.37", "1.37.2", dt.date(2027, 10, 28), "3.7.0", "v3.6.6", csi_tested=False, cilium_tested=False),
 }
 DEFAULT_MINOR = "1.35"
 # The day the support table above was checked: the design never reads the clock.
@@ -43,6 +45,7 @@ class VersionSet:
     kubernetes: str
     kubernetes_minor: str
     kubeadm_api: str
+    etcd: str
     containerd: str
     kube_vip: str
     cilium: str
@@ -122,6 +125,7 @@ def resolve_versions(requested: str) -> tuple[VersionSet | None, list[Problem]]:
         kubernetes=patch,
         kubernetes_minor=minor_key,
         kubeadm_api="kubeadm.k8s.io/v1beta4",
+        etcd=minor.etcd,
         containerd="2.4.2",
         kube_vip="v1.2.3",
         cilium="1.20.2",

@@ -49,9 +49,7 @@ def render_kubeadm(design: Design) -> list[RenderedFile]:
 
 
 def control_plane_endpoint(design: Design) -> str:
-    """Where kubelets and clients reach the API: the DNS name when the site has one, else the VIP."""
-    host = design.spec.kubernetes.api_dns_name or str(design.ip_plan.api_vip)
-    return f"{host}:{API_PORT}"
+    return design.api_endpoint
 
 
 def first_control_plane(design: Design) -> Node:

@@ -28,7 +28,6 @@ PREPARE_VM_TARGET = "/usr/local/sbin/nsxkube-prepare-vm.sh"
 TEMPLATE_READY_MARKER = "/var/lib/nsxkube/template-ready"
 # etcdctl/etcdutl for the backup and restore scripts: the etcd that kubeadm 1.35 deploys.
 # Belongs in VersionSet (per Kubernetes minor); kept here until the design carries it.
-ETCD_TOOLS_VERSION = "v3.6.6"
 CONTAINERD_RELEASES = "https://github.com/containerd/containerd/releases/download"
 ETCD_RELEASES = "https://github.com/etcd-io/etcd/releases/download"
 # Debian-style names; containerd, runc's companion and the etcd tools come as release tarballs.
@@ -239,7 +238,7 @@ def packages_text(design: Design) -> str:
         f"# held with apt-mark hold; repository {versions.package_repo}",
         "# from release tarballs (checksums verified):",
         f"# containerd {versions.containerd} ({CONTAINERD_RELEASES})",
-        f"# etcdctl and etcdutl {ETCD_TOOLS_VERSION} ({ETCD_RELEASES})",
+        f"# etcdctl and etcdutl {design.versions.etcd} ({ETCD_RELEASES})",
     ]
     return "".join(f"{line}\n" for line in lines)
 
@@ -425,7 +424,7 @@ def prepare_vm_script(design: Design) -> str:
         "KUBERNETES_APT_REPO=${NSXKUBE_KUBERNETES_APT_REPO:-" + shell_word(versions.package_repo) + "}",
         shell_assign("CONTAINERD_VERSION", versions.containerd),
         "CONTAINERD_BASE_URL=${NSXKUBE_CONTAINERD_BASE_URL:-" + shell_word(CONTAINERD_RELEASES) + "}",
-        shell_assign("ETCD_VERSION", ETCD_TOOLS_VERSION),
+        shell_assign("ETCD_VERSION", design.versions.etcd),
         "ETCD_BASE_URL=${NSXKUBE_ETCD_BASE_URL:-" + shell_word(ETCD_RELEASES) + "}",
         shell_assign("HTTP_PROXY_URL", network.proxy.url if network.proxy else ""),
         # One entry a line: the joined list is too long to read (and for yamllint in user-data).

@@ -152,6 +152,16 @@ class Network(Strict):
         default={}, description="registry host → mirror URL, e.g. registry.k8s.io: https://mirror.local"
     )
 
+    @field_validator("registry_mirrors")
+    @classmethod
+    def _mirrors(cls, mirrors: dict[str, str]) -> dict[str, str]:
+        for registry, mirror in mirrors.items():
+            if not re.match(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?$", registry):
+                raise ValueError(f"{registry!r} is not a registry host[:port] such as registry.k8s.io")
+            if not re.match(r"^https?://[^\s@]+$", mirror):
+                raise ValueError(f"mirror for {registry} must be an http(s) URL without credentials")
+        return mirrors
+
     @field_validator("loadbalancer_ports")
     @classmethod
     def _ports(cls, ports: list[int]) -> list[int]:
