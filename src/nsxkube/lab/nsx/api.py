@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from nsxkube.lab.nsx import hierarchy, paging, realization, search
+from nsxkube.lab.nsx import hierarchy, paging, realization, search, tree
 from nsxkube.lab.nsx.auth import SESSION_COOKIE, XSRF_HEADER, Authenticator, Identity, identity_of_failure
 from nsxkube.lab.nsx.errors import (
     INTERNAL_ERROR,
@@ -26,6 +26,7 @@ from nsxkube.lab.nsx.errors import (
     not_found,
 )
 from nsxkube.lab.nsx.faults import FaultPlan
+from nsxkube.lab.nsx.inventory import FABRIC_VIFS, POLICY_VMS, Inventory
 from nsxkube.lab.nsx.realization import Realizer
 from nsxkube.lab.nsx.registry import GLOBAL_CONFIG_PATH, INFRA, INFRA_TYPE, Location, locate, parent_of
 from nsxkube.lab.nsx.request_log import RequestLog
@@ -76,9 +77,11 @@ class NsxApi:
         faults: FaultPlan,
         log: RequestLog,
         *,
+        inventory: Inventory | None = None,
         secure_cookies: bool = True,
     ) -> None:
         self.store = store
+        self.inventory = inventory or Inventory()
         self.realizer = realizer
         self.auth = auth
         self.faults = faults
@@ -116,6 +119,11 @@ class NsxApi:
             return Response(200)
         if path == MP_SWITCHING_CONFIG:
             return self._switching_config(method)
+        if path == FABRIC_VIFS:
+            _require_method(method, ("GET",), path)
+            return Response(200, self.inventory.list_vifs(request.query))
+        if path == POLICY_VMS:
+            return self._virtual_machines(call, method)
         if path.startswith(POLICY_PREFIX + "/"):
             return self._policy(call, method, path[len(POLICY_PREFIX) :])
         raise NsxApiError(404, 600, f"The requested URI: {path} could not be found.")
@@ -137,6 +145,8 @@ class NsxApi:
         if loc.kind == "collection":
             _require_method(method, ("GET",), path)
             return Response(200, self._list(loc, query))
+        if method == "GET" and loc.otype is INFRA_TYPE and (wanted := tree.type_matcher(query)) is not None:
+            return Response(200, tree.infra_tree(self.store.committed(), self._get(loc), wanted))
         if method == "GET":
             return Response(200, self._get(loc))
         if method == "PATCH":
@@ -213,14 +223,28 @@ class NsxApi:
         obj = self._intent(query)
         if obj is None:  # intent gone (or never there): nothing realized for it
             return {"results": [], "result_count": 0, "intent_path": query["intent_path"]}
-        entity = realization.realized_entity(obj, self.realizer.state(obj["path"]))
+        state = realization.effective_state(self.store.committed(), obj["path"], self.realizer)
+        entity = realization.realized_entity(obj, state)
         return {"results": [entity], "result_count": 1, "intent_path": obj["path"]}
 
     def _realized_status(self, query: Mapping[str, str]) -> dict[str, Any]:
         obj = self._intent(query)
         if obj is None:
             raise not_found(query["intent_path"])
-        return realization.consolidated_status(obj, self.realizer.state(obj["path"]))
+        state = realization.effective_state(self.store.committed(), obj["path"], self.realizer)
+        return realization.consolidated_status(obj, state)
+
+    def _virtual_machines(self, call: _Call, method: str) -> Response:
+        """The VM inventory: a paged list, or `?action=update_tags` (204, no body)."""
+        action = call.request.query.get("action")
+        if method == "GET" and action is None:
+            return Response(200, self.inventory.list_vms(call.request.query))
+        if method == "POST" and action == "update_tags":
+            self.inventory.update_tags(_json_body(call.request))
+            return Response(204)
+        if method == "POST":
+            raise invalid(f"action {action!r} is not supported on {POLICY_VMS}; use update_tags")
+        raise _method_not_allowed(method, POLICY_VMS)
 
     def _switching_config(self, method: str) -> Response:
         """The manager API's view of the TEP MTU, read from the policy global config."""

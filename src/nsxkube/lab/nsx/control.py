@@ -11,10 +11,13 @@ request log (the log is the record of NSX traffic only).
     POST   /_emulator/plant               {"path": ..., "body": {...}, "principal": "wcp-..."?}
     GET    /_emulator/object?path=/infra/segments/x
     GET    /_emulator/requests
+    POST   /_emulator/attach-vm           {"name": "k8s-prod-cp-1", "segment": "k8s-nodes-segment",
+                                           "external_id"?, "mac"?}  → the VM, its MAC and port path
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -22,6 +25,7 @@ from nsxkube.lab.nsx.api import NsxApi, Request, Response, error_response, note_
 from nsxkube.lab.nsx.errors import NsxApiError, field_errors, not_found
 from nsxkube.lab.nsx.presets import plant
 from nsxkube.lab.nsx.transaction import NOT_PROTECTED, REQUIRE_OVERRIDE, Actor
+from nsxkube.lab.nsx.vms import attach_vm
 
 CONTROL_PREFIX = "/_emulator/"
 
@@ -72,6 +76,9 @@ def _route(api: NsxApi, request: Request) -> Response:
         if obj is None:
             raise not_found(request.query["path"])
         return Response(200, obj)
+    elif (method, action) == ("POST", "attach-vm"):
+        vm = attach_vm(api, body["name"], body["segment"], external_id=body.get("external_id"), mac=body.get("mac"))
+        return Response(200, dataclasses.asdict(vm))
     elif (method, action) == ("GET", "requests"):
         return Response(200, {"results": api.log.entries()})
     else:

@@ -18,6 +18,7 @@ from nsxkube.lab.nsx.api import NsxApi, Request, Response, note_changes
 from nsxkube.lab.nsx.auth import DEFAULT_SESSION_TTL, Authenticator
 from nsxkube.lab.nsx.control import CONTROL_PREFIX, handle_control
 from nsxkube.lab.nsx.faults import FaultPlan
+from nsxkube.lab.nsx.inventory import Inventory
 from nsxkube.lab.nsx.presets import load_preset, plant
 from nsxkube.lab.nsx.realization import DEFAULT_REALIZATION_DELAY, Realizer
 from nsxkube.lab.nsx.request_log import RequestLog
@@ -25,6 +26,7 @@ from nsxkube.lab.nsx.server import EmulatorHttpServer, require_loopback
 from nsxkube.lab.nsx.store import Store
 from nsxkube.lab.nsx.tls import Certificate, create_self_signed, server_context
 from nsxkube.lab.nsx.transaction import NOT_PROTECTED, REQUIRE_OVERRIDE, Actor
+from nsxkube.lab.nsx.vms import LabVm, attach_vm
 
 DEFAULT_USERNAME = "admin"
 
@@ -57,7 +59,9 @@ class NsxEmulator:
         self.auth = Authenticator(username, self.password, session_ttl=session_ttl)
         self.faults = FaultPlan()
         self.log = RequestLog(log_path)
-        self.api = NsxApi(self.store, self.realizer, self.auth, self.faults, self.log, secure_cookies=tls)
+        self.inventory = Inventory()
+        self.api = NsxApi(self.store, self.realizer, self.auth, self.faults, self.log, inventory=self.inventory,
+                          secure_cookies=tls)
         self._server: EmulatorHttpServer | None = None
         self._thread: threading.Thread | None = None
         self._cert_dir: Path | None = None
@@ -151,6 +155,16 @@ class NsxEmulator:
             trusted=True,
         )
         note_changes(self.realizer, plant(self.store, actor, [(path, body)]))
+
+    def attach_vm(self, name: str, segment_id: str, *, external_id: str | None = None, mac: str | None = None,
+                  tags: list[dict[str, str]] | None = None) -> LabVm:
+        """What vCenter + NSX do when VM `name` powers on with a NIC on the segment: inventory VM,
+        VIF and segment port (see `vms.attach_vm`)."""
+        return attach_vm(self.api, name, segment_id, external_id=external_id, mac=mac, tags=tags)
+
+    def vm(self, external_id: str) -> dict[str, Any] | None:
+        """A VM of the inventory as NSX lists it, or None."""
+        return self.inventory.vm(external_id)
 
     @property
     def requests(self) -> list[dict[str, Any]]:

@@ -33,18 +33,19 @@ def page_size_of(query: Mapping[str, str]) -> int:
     return int(raw)
 
 
-def paginate(items: list[dict[str, Any]], query: Mapping[str, str]) -> dict[str, Any]:
-    """One page of `items` (sorted by their unique `path`)."""
+def paginate(items: list[dict[str, Any]], query: Mapping[str, str], key: str = "path") -> dict[str, Any]:
+    """One page of `items`, sorted by their unique `key` (the policy `path`; inventory lists use
+    `external_id`, which real NSX sorts its inventory by)."""
     size = page_size_of(query)
     cursor = query.get("cursor")
     start = 0
     if cursor:
         after = _decode(cursor)
-        start = next((i for i, item in enumerate(items) if item["path"] > after), len(items))
+        start = next((i for i, item in enumerate(items) if item[key] > after), len(items))
     page = items[start : start + size]
-    body: dict[str, Any] = {"results": page, "sort_by": "path", "sort_ascending": True}
+    body: dict[str, Any] = {"results": page, "sort_by": key, "sort_ascending": True}
     if start + size < len(items):
-        body["cursor"] = _encode(page[-1]["path"])
+        body["cursor"] = _encode(page[-1][key])
     if not cursor:
         body["result_count"] = len(items)
     return body

@@ -1,14 +1,24 @@
 """Realized state: each change leaves an object UNREALIZED for a while, then REALIZED — or ERROR
-when a test forces it. Objects nobody touched since the emulator started (presets) are REALIZED."""
+when a test forces it. Objects nobody touched since the emulator started (presets) are REALIZED.
+
+What an intent reports also depends on what it is realized with (`effective_state`): a security
+policy becomes a firewall section only together with its rules and the groups and services they
+name, and a segment becomes a logical switch with its profile binding maps and the profiles they
+bind. So a policy or segment is REALIZED only when all of those are, and an ERROR in any of them
+shows on it with the failing path. (Inference: NSX's manager cannot publish a section whose
+NSGroups or NSServices do not exist yet; VMware documents no aggregate status.)
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from nsxkube.lab.nsx.references import references_of
 
 DEFAULT_REALIZATION_DELAY = 0.5
 
@@ -75,6 +85,37 @@ class Realizer:
         if changed_at is not None and self._clock() - changed_at < self._delay:
             return RealizedState("UNREALIZED")
         return RealizedState("REALIZED")
+
+
+_SEVERITY = {"REALIZED": 0, "UNREALIZED": 1, "ERROR": 2}
+_REALIZED_WITH = {
+    "SecurityPolicy": ("Rule",),
+    "Segment": ("SegmentSecurityProfileBindingMap", "SegmentDiscoveryProfileBindingMap"),
+}
+
+
+def _dependencies(objects: Mapping[str, dict[str, Any]], path: str) -> list[str]:
+    """The objects realized together with `path`: its realized-with children and what they reference."""
+    obj = objects[path]
+    kinds = _REALIZED_WITH.get(obj["resource_type"])
+    if not kinds:
+        return []
+    members = [obj] + [o for o in objects.values() if o["parent_path"] == path and o["resource_type"] in kinds]
+    found = [m["path"] for m in members[1:]]
+    for member in members:
+        found += [ref.path for ref in references_of(member["resource_type"], member) if ref.path in objects]
+    return list(dict.fromkeys(found))
+
+
+def effective_state(objects: Mapping[str, dict[str, Any]], path: str, realizer: Realizer) -> RealizedState:
+    """The object's own state, or the worst of the objects it is realized with (naming the culprit)."""
+    worst = realizer.state(path)
+    for dependency in _dependencies(objects, path):
+        state = realizer.state(dependency)
+        if _SEVERITY[state.state] > _SEVERITY[worst.state]:
+            error = f"{dependency}: {state.error}" if state.error else None
+            worst = RealizedState(state.state, error)
+    return worst
 
 
 def realized_entity(obj: dict[str, Any], state: RealizedState) -> dict[str, Any]:

@@ -465,6 +465,11 @@ def _struct_problems(table: dict[str, Prop], value: dict[str, Any], where: str) 
     return problems
 
 
+def struct_problems(table: dict[str, Prop], value: dict[str, Any], where: str = "") -> list[str]:
+    """Every unknown property, wrong JSON type or missing required field of `value` per `table`."""
+    return _struct_problems(table, value, where)
+
+
 def validate(resource_type: str, body: Any) -> None:
     """Raise 400/287 listing every unknown property, wrong JSON type or bad enum value."""
     if not isinstance(body, dict):
@@ -508,4 +513,4 @@ def require_valid(resource_type: str, body: Any) -> dict[str, Any]:
     return writable_part(resource_type, body)
 
 
-__all__ = ["GROUP_LISTS", "NsxApiError", "require_valid", "validate", "writable_part"]
+__all__ = ["GROUP_LISTS", "NsxApiError", "require_valid", "struct_problems", "validate", "writable_part"]
