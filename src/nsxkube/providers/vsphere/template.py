@@ -135,3 +135,32 @@ def _power_off(session: Any, waiter: TaskWaiter, vm: LiveVm, timeout: float, ste
                             hint="shut the guest down yourself (sudo poweroff), then run prepare again")
     waiter.wait(vm.ref.PowerOffVM_Task(), f"power off {vm.name}", timeout)
     step(f"powered {vm.name} off (VMware Tools not running, so no guest shutdown)")
+
+
+# ---- finding the VMs -------------------------------------------------------------------------------
+
+
+def read_template(session: Any, vsphere: Any) -> LiveVm:
+    """The spec's template (a VM with that name, template or not: the checks say which)."""
+    from nsxkube.providers.vsphere.inventory import read_inventory
+    from nsxkube.providers.vsphere.machines import read_vm
+
+    inventory = read_inventory(session)
+    entity = inventory.find_template(inventory.find_datacenter(vsphere.datacenter), vsphere.template)
+    return read_vm(session, entity.ref, inventory.owner_field_key)
+
+
+def read_vm_to_prepare(session: Any, vsphere: Any, name: str) -> tuple[LiveVm, Entity]:
+    """The VM named ``name`` in the spec's datacenter, and the resource pool it returns to as a VM."""
+    from nsxkube.providers.vsphere.inventory import listing, read_inventory
+    from nsxkube.providers.vsphere.machines import read_vm
+
+    inventory = read_inventory(session)
+    datacenter = inventory.find_datacenter(vsphere.datacenter)
+    found = inventory.find_vms(datacenter, [name]).get(name, [])
+    if len(found) != 1:
+        vms = [v.name for v in inventory.within(datacenter, "VirtualMachine")]
+        raise UsageError(f"VM {name!r} {'not found' if not found else 'is not unique'} in datacenter {datacenter.name}",
+                         hint=f"VMs there: {listing(vms)}")
+    pool = inventory.find_resource_pool(inventory.find_cluster(datacenter, vsphere.cluster), vsphere.resource_pool)
+    return read_vm(session, found[0].ref, inventory.owner_field_key), pool
