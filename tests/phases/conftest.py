@@ -1,19 +1,3 @@
-"""Fixtures of the phase tests: vcsim (tests/support/vcsim.py) and a lab on it."""
+"""Fixtures of the phase tests: the vSphere lab on vcsim (see tests/providers/vsphere/lab.py)."""
 
-from __future__ import annotations
-
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
-
-from tests.providers.vsphere.lab import VsphereLab, make_lab
-from tests.support.vcsim import Vcsim, vcsim, vcsim_factory  # noqa: F401 - fixtures for this directory
-
-
-@pytest.fixture
-def vsphere_lab(vcsim_factory: Callable[..., Vcsim], tmp_path: Path) -> Iterator[VsphereLab]:  # noqa: F811
-    """A fresh simulator (1 datacenter, 1 cluster of 3 hosts) with the node template prepared."""
-    lab = make_lab(vcsim_factory(vms=1), tmp_path)
-    yield lab
-    lab.session.close()
+from tests.providers.vsphere.conftest import vsphere_lab  # noqa: F401 - the fixture, for this directory

@@ -194,7 +194,7 @@ def _one(matches: Sequence[Entity], what: str, name: str | None, where: str, exi
         there = listing(existing)
         fix = (hint + there) if hint else f"set {key} to one of: {there}"
         raise ProviderError(f"{what} {name!r} not found {where}", hint=fix)
-    raise ProviderError(f"{len(matches)} objects named {name!r} ({what}) {where}: {', '.join(m.moref for m in matches)}",
+    raise ProviderError(f"{len(matches)} objects named {name!r} ({what}) {where}: {', '.join(sorted(m.moref for m in matches))}",
                         hint=f"rename one in vCenter, or give {key} a path that tells them apart")
 
 
