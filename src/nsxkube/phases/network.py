@@ -1,0 +1,141 @@
+"""network: the node segment, its IP discovery and SpoofGuard profiles, the groups, services and
+DFW policy of the port matrix — in ONE hierarchical PATCH of exactly the bodies `nsxkube render`
+writes to nsx/infra-patch.json, then a wait until NSX has realized them.
+
+plan reads NSX (four calls), audits it against the spec (`checks.nsx_audit`) and diffs each
+object; apply refuses to write while any audit check fails or any object with our id is not
+ours, sends only what is created or updated, and waits. Destroy deletes, in one PATCH, only
+objects tagged `nsxkube/cluster=<name>` — never one that is protected or someone else's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nsxkube.errors import ConflictError, ProviderError
+from nsxkube.pipeline.change import Change
+from nsxkube.pipeline.context import Context
+
+OBSERVED = "network.observed"  # plan's snapshot, used by the apply of the same run
+DESTROY_OBSERVED = "network.destroy-observed"
+
+
+@dataclass
+class Observed:
+    changes: list  # providers.nsx.diff.ObjectChange
+    findings: list  # checks.nsx_audit.Finding
+    manual: list[Change]
+
+
+class NetworkPhase:
+    name = "network"
+    title = "Create the node network in NSX"
+
+    # ---- plan -------------------------------------------------------------------------------
+
+    def _observe(self, ctx: Context) -> Observed:
+        from nsxkube.checks.nsx_audit import audit
+        from nsxkube.phases.network_existing import missing_on_existing_segment
+        from nsxkube.providers.nsx.connect import nsx_client
+        from nsxkube.providers.nsx.diff import diff_objects
+        from nsxkube.providers.nsx.inventory import read_for_plan
+        from nsxkube.render.nsx import desired_nsx_objects
+
+        design = ctx.design
+        inventory = read_for_plan(nsx_client(ctx, self.name), design.spec.nsx.transport_zone)
+        manual = missing_on_existing_segment(design, inventory) if design.spec.nsx.segment.use_existing else []
+        return Observed(diff_objects(desired_nsx_objects(design), inventory, design.name), audit(design, inventory),
+                        manual)
+
+    def plan(self, ctx: Context) -> list[Change]:
+        observed = self._observe(ctx)
+        ctx.facts[OBSERVED] = observed
+        for finding in observed.findings:
+            if finding.status == "warn":
+                ctx.reporter.warning(self.name, finding.one_line())
+        changes = [Change(c.action, c.kind, c.obj.id, c.detail, c.fields) for c in observed.changes]
+        # Object conflicts are listed above one by one; the audit's "ids" check says the same.
+        changes += [Change("conflict", "preflight check", f.check, f.detail) for f in observed.findings
+                    if f.status == "fail" and f.check != "ids"]
+        return changes + observed.manual
+
+    # ---- apply ------------------------------------------------------------------------------
+
+    def apply(self, ctx: Context, changes: list[Change]) -> list[Change]:
+        from nsxkube.providers.nsx.connect import nsx_client
+        from nsxkube.providers.nsx.realization import realization_targets, wait_until_realized
+        from nsxkube.render.nsx import infra_patch_body
+
+        observed = ctx.facts.pop(OBSERVED, None) or self._observe(ctx)
+        _refuse_conflicts(observed)
+        asked = {(c.kind, c.name) for c in changes if c.mutating}
+        todo = [c for c in observed.changes if c.action in ("create", "update") and (c.kind, c.obj.id) in asked]
+        if not todo:
+            return []
+        client = nsx_client(ctx, self.name)
+        objects = [c.obj for c in todo]
+        ctx.reporter.step(self.name, f"PATCH /infra with {len(objects)} object(s) in one hierarchical call")
+        client.patch_infra(infra_patch_body(objects))
+        targets = realization_targets(objects)
+        ctx.reporter.step(self.name, f"waiting for NSX to realize {len(objects)} object(s) ({len(targets)} polled)")
+        wait_until_realized(client, targets, timeout=ctx.options.realization_timeout_seconds,
+                            progress=lambda done, total, status: ctx.reporter.progress(
+                                self.name, "realized", done, total, status))
+        return [Change(c.action, c.kind, c.obj.id, c.detail, c.fields) for c in todo]
+
+    # ---- destroy ----------------------------------------------------------------------------
+
+    def plan_destroy(self, ctx: Context) -> list[Change]:
+        from nsxkube.checks.nsx_ownership import owned_objects
+        from nsxkube.providers.nsx.connect import nsx_client
+        from nsxkube.providers.nsx.diff import kind_of
+        from nsxkube.providers.nsx.inventory import read_for_plan
+
+        client = nsx_client(ctx, self.name)
+        inventory = read_for_plan(client, ctx.design.spec.nsx.transport_zone)
+        owned = owned_objects(inventory.objects.values(), ctx.design.name)
+        _refuse_attached_ports(client, owned)
+        ctx.facts[DESTROY_OBSERVED] = owned
+        return [Change("delete", kind_of(o.resource_type), o.id, f"tagged nsxkube/cluster={ctx.design.name}")
+                for o in owned]
+
+    def destroy(self, ctx: Context, changes: list[Change]) -> list[Change]:
+        from nsxkube.providers.nsx.connect import nsx_client
+        from nsxkube.providers.nsx.diff import kind_of
+        from nsxkube.render.nsx import NsxObject, infra_patch_body
+
+        owned = ctx.facts.pop(DESTROY_OBSERVED, None)
+        if owned is None:
+            self.plan_destroy(ctx)
+            owned = ctx.facts.pop(DESTROY_OBSERVED)
+        asked = {(c.kind, c.name) for c in changes if c.action == "delete"}
+        doomed = [NsxObject(o.path, o.resource_type, {"resource_type": o.resource_type, "id": o.id}, o.parent_path)
+                  for o in owned if (kind_of(o.resource_type), o.id) in asked]
+        if not doomed:
+            return []
+        ctx.reporter.step(self.name, f"PATCH /infra marking {len(doomed)} object(s) for deletion")
+        nsx_client(ctx, self.name).patch_infra(infra_patch_body(doomed, delete=True))
+        return [c for c in changes if c.action == "delete"]
+
+
+def _refuse_conflicts(observed: Observed) -> None:
+    """Preflight: nothing is written while the audit fails or an object with our id is not ours."""
+    blocking = [f"{c.kind} {c.obj.id} {c.detail}" for c in observed.changes if c.action == "conflict"]
+    blocking += [f.one_line() for f in observed.findings if f.status == "fail" and f.check != "ids"]
+    if blocking:
+        more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
+        raise ConflictError(f"NSX preflight failed, nothing was written: {blocking[0]}{more}",
+                            hint="`nsxkube nsx discover` lists every finding; nsxkube never adopts or overwrites")
+
+
+def _refuse_attached_ports(client, owned: list) -> None:
+    for segment in (o for o in owned if o.resource_type == "Segment"):
+        ports = client.list_objects(f"{segment.path}/ports")
+        if ports:
+            names = ", ".join(str(p.get("display_name", p.get("id"))).split("/")[0] for p in ports[:3])
+            more = ", …" if len(ports) > 3 else ""
+            raise ProviderError(f"segment {segment.id} still has {len(ports)} port(s) ({names}{more}): VMs are attached",
+                                hint="destroy the machines first (`nsxkube destroy` without --phase does)")
+
+
+PHASE = NetworkPhase()
