@@ -70,8 +70,9 @@ class NetworkPhase:
         _refuse_conflicts(observed)
         asked = {(c.kind, c.name) for c in changes if c.mutating}
         todo = [c for c in observed.changes if c.action in ("create", "update") and (c.kind, c.obj.id) in asked]
+        manual = [c for c in changes if c.action == "manual"]  # still to do by hand: keep them in the result
         if not todo:
-            return []
+            return manual
         client = nsx_client(ctx, self.name)
         objects = [c.obj for c in todo]
         ctx.reporter.step(self.name, f"PATCH /infra with {len(objects)} object(s) in one hierarchical call")
@@ -81,7 +82,7 @@ class NetworkPhase:
         wait_until_realized(client, targets, timeout=ctx.options.realization_timeout_seconds,
                             progress=lambda done, total, status: ctx.reporter.progress(
                                 self.name, "realized", done, total, status))
-        return [Change(c.action, c.kind, c.obj.id, c.detail, c.fields) for c in todo]
+        return [Change(c.action, c.kind, c.obj.id, c.detail, c.fields) for c in todo] + manual
 
     # ---- destroy ----------------------------------------------------------------------------
 

@@ -109,15 +109,25 @@ class NsxClient:
         cfg = self.config
         http = self._client()
         http.cookies.clear()
-        response = self._send(http, "POST", SESSION_CREATE,
-                              data={"j_username": cfg.username, "j_password": cfg.password})
+        form = {"j_username": cfg.username, "j_password": cfg.password}
+        for attempt in range(1, cfg.backoff.attempts + 1):
+            response = self._send(http, "POST", SESSION_CREATE, data=form)
+            code = error_body(_json(response)).get("error_code")
+            if not is_retryable(response.status_code, code) or attempt == cfg.backoff.attempts:
+                break
+            delay = cfg.backoff.delay(attempt, response.headers.get("Retry-After"))
+            self._notify(f"NSX answered {response.status_code} to the login ({_message(response)}); "
+                         f"retry {attempt}/{cfg.backoff.attempts - 1} in {delay:.1f} s")
+            self._sleep(delay)
         if response.status_code in (401, 403):
             raise CredentialsError(
                 f"NSX at {cfg.endpoint.display} refused the login of {cfg.username!r}: "
                 f"{_message(response)}", hint=f"check {cfg.credential_names}")
-        if response.status_code != 200 or not response.headers.get(XSRF_HEADER):
-            raise ProviderError(describe("POST", SESSION_CREATE, response.status_code, _json(response))
-                                + " (no session: the answer had no X-XSRF-TOKEN)")
+        if response.status_code != 200:
+            raise ProviderError(describe("POST", SESSION_CREATE, response.status_code, _json(response)))
+        if not response.headers.get(XSRF_HEADER):
+            raise ProviderError(f"NSX at {cfg.endpoint.display} accepted the login but sent no {XSRF_HEADER} header",
+                                hint="set nsx.auth: basic")
         self._xsrf_token = response.headers[XSRF_HEADER]
 
     def close(self) -> None:
