@@ -90,7 +90,7 @@ def test_an_overlapping_segment_and_the_addresses_inside_it_fail() -> None:
     findings = audit(DESIGN, inventory(segment("vnet", "172.16.50.129/25", tags=NCP_TAGS)))
     cidr = by_check(findings, "segment-cidr")
     assert [f.status for f in cidr] == ["fail"] and "172.16.50.128/25" in cidr[0].detail
-    assert "Tanzu / NCP: domain-c8" in cidr[0].detail
+    assert "Tanzu / NCP: domain-c8" in cidr[0].detail and cidr[0].hint.endswith("e.g. 172.16.51.0/24")
     inside = by_check(findings, "addresses")
     assert [f.status for f in inside] == ["fail"] and "pool default 172.16.50.200-172.16.50.250" in inside[0].detail
 

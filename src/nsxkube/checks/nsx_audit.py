@@ -125,11 +125,28 @@ def _other_segments(design: Design, inventory: LiveInventory) -> Iterator[tuple[
                 yield segment, network
 
 
+def free_network(design: Design, inventory: LiveInventory, tries: int = 256) -> ipaddress.IPv4Network | None:
+    """The next network of the spec's size after it that no segment and no cluster range overlaps."""
+    cidr, k8s = design.spec.nsx.segment.cidr, design.spec.kubernetes
+    taken = [net for _, net in _other_segments(design, inventory)] + [k8s.pod_cidr, k8s.service_cidr]
+    for step in range(1, tries + 1):
+        start = int(cidr.network_address) + step * cidr.num_addresses
+        if start + cidr.num_addresses > 2**32:
+            return None
+        candidate = ipaddress.IPv4Network((start, cidr.prefixlen))
+        if candidate.is_private and not any(candidate.overlaps(t) for t in taken):
+            return candidate
+    return None
+
+
 def _overlaps(design: Design, inventory: LiveInventory) -> list[Finding]:
     cidr = design.spec.nsx.segment.cidr
+    free = free_network(design, inventory)
+    hint = "choose a free range for nsx.segment.cidr and the addresses in it" + (
+        f", e.g. {free}" if free else "")
     found = [
         Finding("segment-cidr", "fail", f"segment {seg.id} ({ownership_of(seg).label}) has {net}, which overlaps "
-                f"the node network {cidr}", "choose a free range for nsx.segment.cidr and the addresses in it")
+                f"the node network {cidr}", hint)
         for seg, net in _other_segments(design, inventory) if net.overlaps(cidr)
     ]
     return found or [Finding("segment-cidr", "ok", f"no other segment overlaps {cidr}")]
