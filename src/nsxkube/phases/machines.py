@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from nsxkube.design import Design
@@ -176,7 +176,7 @@ class MachinesPhase:
         if vm.owner != ctx.design.name and owner_key is not None:
             update_marker(session, vm.ref, owner_key, ctx.design.name)
         report(self.name, machine.name, 2, STEPS, "configured")
-        return read_vm(session, vm.ref, owner_key)
+        return read_vm(session, vm.ref, owner_key) if spec is not None else replace(vm, owner=ctx.design.name)
 
     def _power_on(self, ctx: Context, session: Any, waiter: Any, vm: LiveVm) -> LiveVm:
         from nsxkube.providers.vsphere.machines import power_on_vm
