@@ -1,0 +1,90 @@
+"""What a node reports: its state towards the cluster, cloud-init, and the preflight facts.
+
+Each fact is a read-only command and a pure parser, so the parsing is tested from tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+KUBERNETES_DIR = "/etc/kubernetes"
+CLOUD_INIT_LOG = "/var/log/cloud-init-output.log"
+
+# ---- the node's state towards the cluster ---------------------------------------------------------
+
+STATE_SCRIPT = f"""for f in admin.conf kubelet.conf; do
+  if [ -f {KUBERNETES_DIR}/$f ]; then echo "$f=yes"; else echo "$f=no"; fi
+done"""
+
+
+@dataclass(frozen=True)
+class LiveNode:
+    """``initialized``: admin.conf is there (kubeadm init ran); ``joined``: kubelet.conf is there."""
+
+    name: str
+    initialized: bool
+    joined: bool
+
+
+def parse_state(name: str, output: str) -> LiveNode:
+    values = key_values(output)
+    return LiveNode(name, values.get("admin.conf") == "yes", values.get("kubelet.conf") == "yes")
+
+
+def key_values(output: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in output.splitlines() if "=" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+# ---- cloud-init -------------------------------------------------------------------------------
+
+CLOUD_INIT_WAIT = "cloud-init status --wait"
+CLOUD_INIT_TAIL_LINES = 15
+CLOUD_INIT_TAIL = f"tail -n {CLOUD_INIT_TAIL_LINES} {CLOUD_INIT_LOG}"
+
+
+def cloud_init_status(output: str) -> str:
+    """``status: done`` (after the progress dots of --wait) → ``done``."""
+    for line in reversed(output.splitlines()):
+        if line.strip().startswith("status:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+# ---- preflight ------------------------------------------------------------------------------
+
+PREFLIGHT_SCRIPT = r"""echo "swap=$(swapon --noheadings --show=NAME 2>/dev/null | tr '\n' ' ')"
+if grep -qw overlay /proc/filesystems; then echo overlay=yes; else echo overlay=no; fi
+echo "bridge-nf-call-iptables=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo missing)"
+echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)"
+echo "containerd=$(systemctl is-active containerd 2>/dev/null)"
+echo "ntp-synchronized=$(timedatectl show -p NTPSynchronized --value 2>/dev/null)"
+echo "listening=$(ss -Hltn 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -un | tr '\n' ' ')"
+"""
+
+
+def preflight_problems(output: str, ports: Iterable[int]) -> list[str]:
+    """Everything that would make kubeadm fail on this node, each with its fix; [] when ready."""
+    facts = key_values(output)
+    problems = []
+    if facts.get("swap"):
+        problems.append(f"swap is on ({facts['swap']}): swapoff -a and remove it from /etc/fstab")
+    if facts.get("overlay") != "yes":
+        problems.append("the overlay filesystem is missing: modprobe overlay (and list it in /etc/modules-load.d)")
+    if facts.get("bridge-nf-call-iptables") == "missing":
+        problems.append("br_netfilter is not loaded: modprobe br_netfilter (and list it in /etc/modules-load.d)")
+    elif facts.get("bridge-nf-call-iptables") != "1":
+        problems.append("net.bridge.bridge-nf-call-iptables is not 1: set it in /etc/sysctl.d and sysctl --system")
+    if facts.get("ip_forward") != "1":
+        problems.append("net.ipv4.ip_forward is not 1: set it in /etc/sysctl.d and sysctl --system")
+    if facts.get("containerd") != "active":
+        problems.append(f"containerd is not running ({facts.get('containerd') or 'no status'}): "
+                        "systemctl enable --now containerd")
+    if facts.get("ntp-synchronized") != "yes":
+        problems.append("the clock is not synchronized (timedatectl): check network.ntp_servers and UDP 123")
+    listening = {int(p) for p in facts.get("listening", "").split() if p.isdigit()}
+    busy = sorted(set(ports) & listening)
+    if busy:
+        problems.append(f"port(s) {', '.join(map(str, busy))} already in use: stop what listens there (ss -ltnp)")
+    return problems
