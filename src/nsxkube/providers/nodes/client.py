@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
@@ -217,5 +218,7 @@ def _text(data: bytes | str | None) -> str:
 
 
 def _reason(err: BaseException) -> str:
-    text = getattr(err, "reason", None) or getattr(err, "strerror", None) or str(err) or type(err).__name__
+    if isinstance(err, OSError) and err.errno:
+        return os.strerror(err.errno)  # "No route to host", not asyncio's "Connect call failed (…)"
+    text = getattr(err, "reason", None) or str(err) or type(err).__name__
     return " ".join(str(text).split())
