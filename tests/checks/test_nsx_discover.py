@@ -16,7 +16,7 @@ from nsxkube.checks.nsx_audit import audit
 from nsxkube.lab.nsx import TANZU_OVERLAPPING_CIDR, TANZU_OVERLAPPING_SEGMENT_ID, NsxEmulator
 from nsxkube.providers.nsx.client import NsxClient
 from nsxkube.providers.nsx.connect import client_config
-from nsxkube.providers.nsx.inventory import read_for_discover
+from nsxkube.providers.nsx.inventory import get_full_inventory
 from nsxkube.render.nsx_report import discover_dict, render_nsx_report
 from tests.providers.nsx.helpers import emulator_design, env_of, manager_of
 from tests.support.specs import example_data, with_changes
@@ -31,7 +31,7 @@ def tanzu(tmp_path: Path) -> Iterator[NsxEmulator]:
 def test_discover_labels_ncp_objects_and_flags_the_overlapping_cidr(tanzu: NsxEmulator) -> None:
     design = emulator_design(tanzu)
     client = NsxClient(client_config(design.spec.nsx, lambda name, what: env_of(tanzu)[name]))
-    inventory = read_for_discover(client)
+    inventory = get_full_inventory(client)
     findings = audit(design, inventory)
     data = discover_dict(design, inventory, findings)
     segments = {s["path"].rsplit("/", 1)[1]: s for s in data["segments"]}

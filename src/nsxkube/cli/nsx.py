@@ -45,7 +45,7 @@ def run_discover(path: Path, *, as_json: bool, report: Path | None) -> int:
     from nsxkube.design import derive_design
     from nsxkube.providers.nsx.client import NsxClient
     from nsxkube.providers.nsx.connect import INSECURE_WARNING, client_config
-    from nsxkube.providers.nsx.inventory import read_for_discover
+    from nsxkube.providers.nsx.inventory import get_full_inventory
     from nsxkube.render.nsx_report import discover_dict, render_nsx_report
     from nsxkube.spec import load_spec
 
@@ -56,7 +56,7 @@ def run_discover(path: Path, *, as_json: bool, report: Path | None) -> int:
     client = NsxClient(client_config(nsx.model_copy(update={"auth": "basic"})),
                        notify=lambda message: typer.echo(f"  · {message}", err=True))
     try:
-        inventory = read_for_discover(client)
+        inventory = get_full_inventory(client)
     finally:
         client.close()
     findings = audit(design, inventory)

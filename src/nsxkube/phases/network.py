@@ -11,10 +11,17 @@ objects tagged `nsxkube/cluster=<name>` — never one that is protected or someo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nsxkube.errors import ConflictError, ProviderError
 from nsxkube.pipeline.change import Change
 from nsxkube.pipeline.context import Context
+
+if TYPE_CHECKING:  # the provider imports httpx: loaded only when the phase runs
+    from nsxkube.checks.nsx_audit import Finding
+    from nsxkube.providers.nsx.client import NsxClient
+    from nsxkube.providers.nsx.diff import ObjectChange
+    from nsxkube.providers.nsx.model import LiveObject
 
 OBSERVED = "network.observed"  # plan's snapshot, used by the apply of the same run
 DESTROY_OBSERVED = "network.destroy-observed"
@@ -22,8 +29,8 @@ DESTROY_OBSERVED = "network.destroy-observed"
 
 @dataclass
 class Observed:
-    changes: list  # providers.nsx.diff.ObjectChange
-    findings: list  # checks.nsx_audit.Finding
+    changes: list[ObjectChange]
+    findings: list[Finding]
     manual: list[Change]
 
 
@@ -38,11 +45,11 @@ class NetworkPhase:
         from nsxkube.phases.network_existing import missing_on_existing_segment
         from nsxkube.providers.nsx.connect import nsx_client
         from nsxkube.providers.nsx.diff import diff_objects
-        from nsxkube.providers.nsx.inventory import read_for_plan
+        from nsxkube.providers.nsx.inventory import get_plan_inventory
         from nsxkube.render.nsx import desired_nsx_objects
 
         design = ctx.design
-        inventory = read_for_plan(nsx_client(ctx, self.name), design.spec.nsx.transport_zone)
+        inventory = get_plan_inventory(nsx_client(ctx, self.name), design.spec.nsx.transport_zone)
         manual = missing_on_existing_segment(design, inventory) if design.spec.nsx.segment.use_existing else []
         return Observed(diff_objects(desired_nsx_objects(design), inventory, design.name), audit(design, inventory),
                         manual)
@@ -90,10 +97,10 @@ class NetworkPhase:
         from nsxkube.checks.nsx_ownership import owned_objects
         from nsxkube.providers.nsx.connect import nsx_client
         from nsxkube.providers.nsx.diff import kind_of
-        from nsxkube.providers.nsx.inventory import read_for_plan
+        from nsxkube.providers.nsx.inventory import get_plan_inventory
 
         client = nsx_client(ctx, self.name)
-        inventory = read_for_plan(client, ctx.design.spec.nsx.transport_zone)
+        inventory = get_plan_inventory(client, ctx.design.spec.nsx.transport_zone)
         owned = owned_objects(inventory.objects.values(), ctx.design.name)
         _refuse_attached_ports(client, owned)
         ctx.facts[DESTROY_OBSERVED] = owned
@@ -129,7 +136,7 @@ def _refuse_conflicts(observed: Observed) -> None:
                             hint="`nsxkube nsx discover` lists every finding; nsxkube never adopts or overwrites")
 
 
-def _refuse_attached_ports(client, owned: list) -> None:
+def _refuse_attached_ports(client: NsxClient, owned: list[LiveObject]) -> None:
     for segment in (o for o in owned if o.resource_type == "Segment"):
         ports = client.list_objects(f"{segment.path}/ports")
         if ports:

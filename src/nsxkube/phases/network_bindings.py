@@ -9,10 +9,14 @@ realized one, and a VM's other tags are always sent back with ours.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from nsxkube.errors import ConflictError, ProviderError
 from nsxkube.pipeline.change import Change
 from nsxkube.pipeline.context import Context
+
+if TYPE_CHECKING:  # the provider imports httpx: loaded only when the phase runs
+    from nsxkube.providers.nsx.node_bindings import NodePlan
 
 OBSERVED = "network-bindings.observed"
 MACHINE_FACTS = "machines"
@@ -21,7 +25,7 @@ PORT_KIND = "node port bindings"
 POLL_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
-def changes_of(plan, cluster: str) -> list[Change]:  # plan: providers.nsx.node_bindings.NodePlan
+def changes_of(plan: NodePlan, cluster: str) -> list[Change]:
     if plan.conflict:
         return [Change("conflict", "node VM", plan.node, plan.conflict)]
     tag = f"nsxkube/cluster={cluster}"
@@ -47,7 +51,7 @@ class NetworkBindingsPhase:
     name = "network-bindings"
     title = "Tag the node VMs and bind the VIP and pools to their NSX ports"
 
-    def _observe(self, ctx: Context) -> list:
+    def _observe(self, ctx: Context) -> list[NodePlan]:
         from nsxkube.providers.nsx.connect import nsx_client
         from nsxkube.providers.nsx.node_bindings import NodePlan, find_vm, plan_node, targets
         from nsxkube.providers.nsx.vms import list_ports, list_vifs, list_vms
@@ -96,7 +100,7 @@ class NetworkBindingsPhase:
             ctx.reporter.progress(self.name, "nodes bound", len({c.name for c in done}), len(asked))
         return done
 
-    def _wait_for_vms(self, ctx: Context, plans: list) -> list:
+    def _wait_for_vms(self, ctx: Context, plans: list[NodePlan]) -> list[NodePlan]:
         """NSX learns new VMs and ports from vCenter a little after they power on: wait for them."""
         deadline, attempt = time.monotonic() + ctx.options.realization_timeout_seconds, 0
         while any(p.waiting for p in plans) and not any(p.conflict for p in plans):

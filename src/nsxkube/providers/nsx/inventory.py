@@ -73,7 +73,7 @@ def find_tep_mtu(client: NsxClient) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-def read_for_plan(client: NsxClient, transport_zone: str) -> LiveInventory:
+def get_plan_inventory(client: NsxClient, transport_zone: str) -> LiveInventory:
     """What the network phase needs: its objects, everything they could collide with, its TZ, the MTU."""
     objects = find_tree(client, PLAN_TYPES)
     zone = client.get_object(f"{TRANSPORT_ZONES}/{transport_zone}")
@@ -81,7 +81,7 @@ def read_for_plan(client: NsxClient, transport_zone: str) -> LiveInventory:
     return LiveInventory(objects, zones, find_tep_mtu(client), manager=client.config.endpoint.display)
 
 
-def read_for_discover(client: NsxClient) -> LiveInventory:
+def get_full_inventory(client: NsxClient) -> LiveInventory:
     """The whole picture for `nsx discover`: gateways, segments, profiles, DFW, every TZ, the MTUs."""
     objects = find_tree(client, DISCOVER_TYPES)
     zones = {z["path"]: LiveObject.from_body(z) for z in client.list_objects(TRANSPORT_ZONES)}
