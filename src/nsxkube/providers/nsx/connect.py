@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nsxkube.pipeline.context import Context
 from nsxkube.providers.nsx.client import Backoff, ClientConfig, NsxClient, parse_manager
 from nsxkube.secrets import read_secret
@@ -12,7 +14,8 @@ INSECURE_WARNING = ("NSX certificate verification is OFF (nsx.tls.insecure: true
                     "can pose as NSX and read its password; set nsx.tls.thumbprint or nsx.tls.ca_file")
 
 
-def client_config(nsx: Nsx, secret=read_secret, *, backoff: Backoff | None = None) -> ClientConfig:
+def client_config(nsx: Nsx, secret: Callable[[str, str], str] = read_secret, *,
+                  backoff: Backoff | None = None) -> ClientConfig:
     """Credentials only from the environment variables cluster.yaml names (or a prompt)."""
     names = nsx.credentials
     return ClientConfig(
