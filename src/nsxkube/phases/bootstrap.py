@@ -358,12 +358,15 @@ class BootstrapPhase:
                                   + ", ".join(sorted({c.username.removeprefix('system:node:') for c in approve})))
             present = kube.parse_nodes(self._kubectl(client, first, "listing nodes", kube.list_nodes_script(),
                                                      timeout.short))
+            unlabelled: dict[tuple[tuple[str, str], ...], list[str]] = {}
             for kube_node in (k for k in present if k.name in ours):
                 node = next(n for n in design.ip_plan.nodes if n.name == kube_node.name)
                 missing = self._missing_labels(design, node, kube_node.labels)
                 if missing:
-                    self._kubectl(client, first, f"labelling {node.name}", kube.label_node_script(node.name, missing),
-                                  timeout.short)
+                    unlabelled.setdefault(tuple(sorted(missing.items())), []).append(node.name)
+            for labels, names in unlabelled.items():
+                self._kubectl(client, first, f"labelling {', '.join(names)}",
+                              kube.label_nodes_script(names, dict(labels)), timeout.short)
             asked = {c.username.removeprefix("system:node:") for c in serving if c.condition in ("Approved", "Pending")}
             waiting -= asked & {k.name for k in present}
             if not waiting:

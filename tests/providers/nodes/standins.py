@@ -168,12 +168,13 @@ elif args[:2] == ["get", "nodes"]:
         items = [{"metadata": {"name": n, "labels": v["labels"]}} for n, v in sorted(data["nodes"].items())]
     print(json.dumps({"kind": "List", "items": items}))
 elif args[:2] == ["label", "node"]:
+    names = [a for a in args[2:] if "=" not in a and not a.startswith("--")]
     with Cluster() as data:
-        for pair in args[3:]:
-            if "=" in pair:
+        for name in names:
+            for pair in (a for a in args[2:] if "=" in a):
                 key, value = pair.split("=", 1)
-                data["nodes"][args[2]]["labels"][key] = value
-    print("node/" + args[2] + " labeled")
+                data["nodes"][name]["labels"][key] = value
+            print("node/" + name + " labeled")
 else:
     print("stand-in kubectl: unexpected " + " ".join(args), file=sys.stderr); sys.exit(2)
 '''

@@ -188,7 +188,8 @@ def test_csr_conditions_and_nodes_parse() -> None:
     assert nodes == [kube.LiveKubeNode("w1", {"a": "b"})]
     with pytest.raises(ProviderError):
         kube.parse_nodes("error: the server doesn't have a resource type")
-    assert kube.label_node_script("w1", {"b": "", "a": "x y"}).endswith("label node w1 --overwrite 'a=x y' b=")
+    assert kube.label_nodes_script(["w1", "w2"], {"b": "", "a": "x y"}).endswith(
+        "label node w1 w2 --overwrite 'a=x y' b=")
     assert kube.approve_csrs_script(["csr-1", "csr-2"]).endswith("certificate approve csr-1 csr-2")
 
 

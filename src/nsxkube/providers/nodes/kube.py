@@ -57,9 +57,11 @@ def list_nodes_script() -> str:
     return f"{KUBECTL} get nodes -o json"
 
 
-def label_node_script(name: str, labels: Mapping[str, str]) -> str:
+def label_nodes_script(names: Iterable[str], labels: Mapping[str, str]) -> str:
+    """One call for every node that misses the same labels."""
     pairs = " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(labels.items()))
-    return f"{KUBECTL} label node {shlex.quote(name)} --overwrite {pairs}"
+    nodes = " ".join(shlex.quote(n) for n in names)
+    return f"{KUBECTL} label node {nodes} --overwrite {pairs}"
 
 
 # ---- answers --------------------------------------------------------------------------------
