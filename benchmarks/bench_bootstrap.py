@@ -30,7 +30,7 @@ from nsxkube.pipeline import runner  # noqa: E402
 from nsxkube.pipeline.context import Context, Options  # noqa: E402
 from nsxkube.pipeline.reporter import RecordingReporter  # noqa: E402
 
-PREFIX = "10.213.27"
+PREFIX = "10.213.68"
 
 
 def main() -> int:

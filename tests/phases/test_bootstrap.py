@@ -3,7 +3,7 @@
 The rendered scripts run unchanged on the hosts; kubeadm, kubectl, cloud-init and a few system
 tools are stand-ins that record their arguments and environment (tests/providers/nodes/standins.py).
 What is real: sshd and the SSH protocol, host-key checks, addresses, hostnames, the MTU of the
-wire, bash, openssl, ip, ping, ss, tar. Each scenario has its own subnet (10.213.20–25).
+wire, bash, openssl, ip, ping, ss, tar. Each scenario has its own subnet (10.213.61–66).
 """
 
 from __future__ import annotations
@@ -116,12 +116,12 @@ class Bootstrapped:
 @pytest.fixture(scope="module")
 def bootstrapped(hosts_available: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bootstrapped]:
     tmp = tmp_path_factory.mktemp("bootstrap-full")
-    with lab(tmp, "10.213.20", "nkb20", 3, 2, join_seconds=1.0) as the_lab:
+    with lab(tmp, "10.213.61", "nkb61", 3, 2, join_seconds=1.0) as the_lab:
         the_lab.cluster.add_csr("csr-intruder", "system:node:intruder",
-                                standins.serving_csr("intruder", ["intruder"], ["10.213.20.77"]))
+                                standins.serving_csr("intruder", ["intruder"], ["10.213.61.77"]))
         worker = the_lab.design.ip_plan.workers[0].name
         the_lab.cluster.add_csr("csr-spoofed", f"system:node:{worker}",
-                                standins.serving_csr(worker, [worker], ["10.213.20.11"]))
+                                standins.serving_csr(worker, [worker], ["10.213.61.11"]))
         first, first_events = the_lab.apply()
         kubeadm_calls = len(the_lab.calls("kubeadm"))
         mtime = (the_lab.workdir / "kubeconfig").stat().st_mtime
@@ -219,7 +219,7 @@ def test_the_kubeconfig_is_private_and_points_at_the_api_endpoint(bootstrapped: 
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     config = yaml.safe_load(path.read_text())
     assert config["clusters"][0]["cluster"]["server"] == f"https://{bootstrapped.lab.design.api_endpoint}"
-    assert bootstrapped.lab.design.api_endpoint == "10.213.20.10:6443"
+    assert bootstrapped.lab.design.api_endpoint == "10.213.61.10:6443"
     assert config["users"][0]["user"]["client-key-data"] == standins.ADMIN_KEY_DATA
 
 
@@ -235,7 +235,7 @@ def test_only_our_nodes_serving_csrs_are_approved_and_nodes_are_labelled(bootstr
     assert not state["csrs"]["csr-spoofed"]["approved"], "a node asking for another node's address"
     warnings = bootstrapped.first_events.texts("warning")
     assert any("csr-intruder" in w and "not by a node of this cluster" in w for w in warnings)
-    assert any("csr-spoofed" in w and "10.213.20.11" in w for w in warnings)
+    assert any("csr-spoofed" in w and "10.213.61.11" in w for w in warnings)
 
 
 def test_a_second_run_changes_nothing(bootstrapped: Bootstrapped) -> None:
@@ -250,7 +250,7 @@ def test_a_second_run_changes_nothing(bootstrapped: Bootstrapped) -> None:
 
 
 def test_a_failed_worker_leaves_the_others_joined_and_is_resumed(hosts_available: None, tmp_path: Path) -> None:
-    with lab(tmp_path, "10.213.21", "nkb21", 1, 2) as the_lab:
+    with lab(tmp_path, "10.213.62", "nkb62", 1, 2) as the_lab:
         failing, other = (n.name for n in the_lab.design.ip_plan.workers)
         the_lab.cluster.fail_join_once(failing)
         first, events = the_lab.apply()
@@ -275,12 +275,12 @@ def test_a_failed_worker_leaves_the_others_joined_and_is_resumed(hosts_available
 
 def test_a_node_whose_cloud_init_failed_is_reported_with_its_log(hosts_available: None, tmp_path: Path) -> None:
     names = [f"k8s-prod-worker-{i}" for i in (1, 2)]
-    with lab(tmp_path, "10.213.22", "nkb22", 1, 2, cloud_init_failures=[names[1]]) as the_lab:
+    with lab(tmp_path, "10.213.63", "nkb63", 1, 2, cloud_init_failures=[names[1]]) as the_lab:
         result, events = the_lab.apply()
         assert not result.ok
         error = result.phases[0].error or ""
         assert "\n" not in error
-        assert f"cloud-init failed on {names[1]} (10.213.22.13), status error" in error
+        assert f"cloud-init failed on {names[1]} (10.213.63.13), status error" in error
         assert "E: Unable to locate package kubeadm" in error
         assert f"{names[1]} | + apt-get install -y kubeadm=1.35.8-*" in events.texts("step")
         assert [r["host"] for r in the_lab.calls("kubeadm", "join")] == [names[0]]
@@ -288,19 +288,19 @@ def test_a_node_whose_cloud_init_failed_is_reported_with_its_log(hosts_available
 
 def test_an_mtu_smaller_than_the_nodes_stops_the_phase_with_the_nsx_hint(hosts_available: None,
                                                                            tmp_path: Path) -> None:
-    with lab(tmp_path, "10.213.23", "nkb23", 1, 1, mtu=1400) as the_lab:
+    with lab(tmp_path, "10.213.64", "nkb64", 1, 1, mtu=1400) as the_lab:
         assert the_lab.design.mtu.node_mtu == 1500
         result, _ = the_lab.apply()
         error = result.phases[0].error or ""
         assert not result.ok and "\n" not in error
-        assert "MTU probe from k8s-prod-cp-1 (10.213.23.11) failed" in error
+        assert "MTU probe from k8s-prod-cp-1 (10.213.64.11) failed" in error
         assert "1500-byte packets with DF set do not pass" in error
         assert "TEP / uplink MTU must be at least 1600" in error and "docs/troubleshooting.md" in error
         assert the_lab.calls("kubeadm") == [], "nothing may be initialized over a broken path"
 
 
 def test_a_changed_host_key_is_refused_in_one_line(hosts_available: None, tmp_path: Path) -> None:
-    with lab(tmp_path, "10.213.24", "nkb24", 1, 0, known_hosts=False) as the_lab:
+    with lab(tmp_path, "10.213.65", "nkb65", 1, 0, known_hosts=False) as the_lab:
         address = the_lab.net.hosts[0].address
         other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBxr0vYp1Jx7V2bq0s6x1Lq2P0r9bNRq3hY1ZtbdK2Qm"
         (the_lab.workdir / "known_hosts").write_text(f"{address} {other}\n")
@@ -317,9 +317,9 @@ def test_a_changed_host_key_is_refused_in_one_line(hosts_available: None, tmp_pa
 
 
 def test_an_unreachable_node_is_reported_in_one_line_with_its_address(hosts_available: None, tmp_path: Path) -> None:
-    with lab(tmp_path, "10.213.25", "nkb25", 1, 1, count=1) as the_lab:
+    with lab(tmp_path, "10.213.66", "nkb66", 1, 1, count=1) as the_lab:
         result, _ = the_lab.apply()
         error = result.phases[0].error or ""
         assert not result.ok and "\n" not in error
-        assert error.startswith("cannot reach k8s-prod-worker-1 (10.213.25.12) on port 22: No route to host"), error
+        assert error.startswith("cannot reach k8s-prod-worker-1 (10.213.66.12) on port 22: No route to host"), error
         assert the_lab.calls("kubeadm") == []

@@ -18,7 +18,7 @@ from tests.support.hosts import HostNetwork, host_network
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostNetwork]:
-    with host_network(tmp_path_factory.mktemp("ssh-hosts"), 2, subnet="10.213.26.0/24", tag="nkc26",
+    with host_network(tmp_path_factory.mktemp("ssh-hosts"), 2, subnet="10.213.67.0/24", tag="nkc67",
                       names=["node-a", "node-b"]) as network:
         yield network
 
