@@ -115,14 +115,15 @@ class BootstrapPhase:
 
     @staticmethod
     def _node_change(node: Node, live: Any, first: bool) -> Change:
+        steps = "wait for cloud-init, preflight and MTU probe, "
         if first:
             if live.initialized:
                 return Change("unchanged", "control-plane", node.name, "initialized")
-            return Change("create", "control-plane", node.name, "kubeadm init with kube-vip (first control plane)")
+            return Change("create", "control-plane", node.name, steps + "kubeadm init with kube-vip")
         if live.joined:
-            return Change("unchanged", node.role, node.name, "in the cluster")
-        return Change("create", node.role, node.name, "kubeadm join" + (" (one at a time)" if node.is_control_plane
-                                                                          else " (in parallel)"))
+            return Change("unchanged", node.role, node.name, "already in the cluster")
+        return Change("create", node.role, node.name, steps + "kubeadm join" + (
+            " (one at a time)" if node.is_control_plane else " (in parallel)"))
 
     def _cluster_changes(self, ctx: Context, client: Any, first: Node, live: dict[str, Any]) -> list[Change]:
         from nsxkube.providers.nodes import kube
