@@ -1,0 +1,282 @@
+"""Real Kubernetes nodes: the rendered kubeadm configs and scripts bring up a cluster.
+
+Each milestone of issue 8 is a test. The nodes are network + mount + UTS + cgroup namespaces with
+their own containerd, sshd and a systemd stand-in (tests/nodes/); the images are assembled from
+the Go-built programs without a registry (tests/nodes/images/). The bundle that `nsxkube render`
+writes is copied to the nodes with scp and run over SSH as the runbook says, with the test-only
+overrides of tests/nodes/cluster.py (printed by each test). Each test prints its time and memory
+and ends with a check that nothing is left behind (processes, cgroups, mounts, namespaces, links).
+
+What cannot run here, and so is not tested:
+* kube-vip (milestones b and d): the Go module proxy does not serve github.com/kube-vip/kube-vip;
+* Cilium: it needs BPF and kernel features this sandbox's nodes do not offer, and images that
+  cannot be pulled; a bridge + host-local CNI from Debian's containernetworking-plugins stands in,
+  with routes between the nodes;
+* CoreDNS: not built (its Pods could not be scheduled anyway: no vSphere CPI clears the
+  node.cloudprovider.kubernetes.io/uninitialized taint); kubeadm's ImagePull check is ignored
+  for that image only.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ipaddress
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.nodes import cluster as C
+from tests.nodes.images import UNAVAILABLE, ImageBundle, image_bundle, kubeadm_image_list, repository_name
+from tests.nodes.node import Node, NodeNetwork, leftovers, node_network
+from tests.support.binaries import require_binaries
+
+pytestmark = pytest.mark.slow
+
+KUBE_VIP_BLOCKED = ("BLOCKED: kube-vip cannot be built here: the Go module proxy does not serve "
+                    "github.com/kube-vip/kube-vip at any version (\"This module version is not available\"), "
+                    "so no image can be assembled for the kube-vip static Pod that `render` writes")
+FAILOVER_BLOCKED = ("BLOCKED with milestone b: failover is kube-vip moving the VIP to another control plane "
+                    "(kube-vip cannot be built: its Go module is not served by the Go module proxy)")
+PROGRAMS = ("kubeadm", "kubelet", "kubectl", "etcdctl")
+
+
+@pytest.fixture(scope="module")
+def programs() -> dict[str, Path]:
+    return require_binaries(*PROGRAMS, "kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+
+
+def _bundle_and_images(design, workdir: Path, programs: dict[str, Path]) -> tuple[Path, ImageBundle]:
+    """The node bundle (render + overrides) and the images `kubeadm config images list` names."""
+    probe = C.write_node_bundle(design, workdir / "probe")
+    references = kubeadm_image_list(programs["kubeadm"], probe / "kubeadm" / "init.yaml")
+    images = image_bundle(references)
+    unexpected = {r: why for r, why in images.missing.items() if repository_name(r) not in UNAVAILABLE}
+    assert not unexpected, f"images that should have been built: {unexpected}"
+    # kubeadm's ImagePull check fails for an image nobody can pull: ignored only when one is missing.
+    bundle = C.write_node_bundle(design, workdir / "bundle", extra_ignored=("ImagePull",) if images.missing else ())
+    return bundle, images
+
+
+def _print_setup(images: ImageBundle) -> None:
+    print("\ntest-only overrides of the rendered files:")
+    for override in C.TEST_OVERRIDES:
+        print(f"  - {override.file}: {override.change}\n      why: {override.why}")
+    if images.missing:
+        print("  - nodeRegistration.ignorePreflightErrors += ImagePull, because these images do not exist here:")
+        for reference, why in images.missing.items():
+            print(f"      {reference}: {why}")
+    print(f"images ({'cached' if images.cached else f'assembled in {images.seconds:.1f} s'}): "
+          + ", ".join(images.references))
+
+
+def _preload(nodes: list[Node], images: ImageBundle) -> None:
+    """`ctr -n k8s.io images import` of the bundle into each node's containerd."""
+    def load(node: Node) -> None:
+        with images.archive.open("rb") as archive:
+            node.run("ctr", "-n", "k8s.io", "images", "import", "-", stdin=archive, timeout=600, check=True)
+        listed = node.run("ctr", "-n", "k8s.io", "images", "ls", "-q", check=True).stdout.split()
+        assert set(images.references) <= set(listed), f"{node.name}: {listed}"
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(load, nodes))
+
+
+def _assert_clean(net: NodeNetwork) -> None:
+    left = leftovers(net)
+    assert not left, "left behind after the nodes were torn down:\n" + "\n".join(left)
+
+
+def _control_plane_pods_running(kubectl: C.Kubectl, node_names: list[str]) -> bool:
+    pods = kubectl.json("-n", "kube-system", "get", "pods")["items"]
+    running = {p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running"
+               and all(c.get("ready") for c in p["status"].get("containerStatuses", []))}
+    wanted = {f"{component}-{name}" for name in node_names
+              for component in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")}
+    return wanted <= running
+
+
+def _kube_vip_pod_reason(kubectl: C.Kubectl, name: str) -> str:
+    pod = kubectl.json("-n", "kube-system", "get", "pod", f"kube-vip-{name}")
+    statuses = pod["status"].get("containerStatuses", [])
+    waiting = statuses[0].get("state", {}).get("waiting", {}) if statuses else {}
+    return waiting.get("reason", pod["status"].get("phase", "?"))
+
+
+# ---- a. one node ---------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(900)
+def test_a_one_node_kubeadm_init_api_healthy_node_ready(tmp_path, programs):
+    design = C.test_design(control_planes=1, workers=0)
+    bundle, images = _bundle_and_images(design, tmp_path, programs)
+    _print_setup(images)
+    cp = design.ip_plan.control_planes[0]
+    node_programs = {name: programs[name] for name in PROGRAMS}
+    with node_network(tmp_path / "nodes", [cp.name], addresses=[str(cp.address)], subnet=C.NODE_SUBNET,
+                      programs=node_programs) as net:
+        node = net.nodes[0]
+        with C.measured("milestone a: one node, kubeadm init → API healthy, node Ready", net) as m:
+            start = time.monotonic()
+            _preload(net.nodes, images)
+            C.copy_bundle(node, bundle)
+            m.step("images + bundle", start)
+
+            start = time.monotonic()
+            join_values, log = C.bootstrap(node)
+            m.step("bootstrap-control-plane.sh (kubeadm init)", start)
+            assert "Your Kubernetes control-plane has initialized successfully!" in log
+            assert set(join_values) == {"NSXKUBE_API_ENDPOINT", "NSXKUBE_JOIN_TOKEN", "NSXKUBE_CA_CERT_HASH",
+                                        "NSXKUBE_CERTIFICATE_KEY"}
+
+            kubectl = C.Kubectl(programs["kubectl"], C.fetch_admin_kubeconfig(node, tmp_path / "kubeconfig"))
+            readyz = kubectl("get", "--raw=/readyz?verbose").stdout
+            assert "readyz check passed" in readyz
+            version = json.loads(kubectl("get", "--raw=/version").stdout)
+            assert version["gitVersion"] == f"v{design.versions.kubernetes}"
+
+            start = time.monotonic()
+            cidrs = C.install_test_cni(net, kubectl)
+            C.wait_for("node Ready", lambda: C.node_ready(kubectl.nodes()[cp.name]), timeout=300)
+            C.wait_for("control-plane Pods running", lambda: _control_plane_pods_running(kubectl, [cp.name]), 300)
+            m.step("test CNI + node Ready", start)
+
+            node_object = kubectl.nodes()[cp.name]
+            assert cidrs[cp.name] == node_object["spec"]["podCIDR"]
+            taints = {t["key"] for t in node_object["spec"].get("taints", [])}
+            # rendered: cloud-provider=external → the CPI would clear this taint; none runs here
+            assert "node.cloudprovider.kubernetes.io/uninitialized" in taints
+            assert node_object["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://1.6")
+            # the rendered kube-vip static Pod is there, and waits for an image that cannot exist here
+            assert _kube_vip_pod_reason(kubectl, cp.name) in ("ErrImagePull", "ImagePullBackOff", "Pending",
+                                                              "ContainerCreating")
+            kubelet_flags = node.path("/var/lib/kubelet/kubeadm-flags.env").read_text()
+            assert "--node-ip=" + str(cp.address) in kubelet_flags and "--cloud-provider=external" in kubelet_flags
+            code, out, _ = node.systemctl("is-active", "kubelet")
+            assert (code, out.strip()) == (0, "active")
+    _assert_clean(net)
+
+
+# ---- b. kube-vip ---------------------------------------------------------------------------------
+
+
+def test_b_kube_vip_holds_the_api_vip():
+    pytest.skip(KUBE_VIP_BLOCKED)
+
+
+# ---- c. three control planes, two workers --------------------------------------------------------
+
+
+def _etcd_members(node: Node) -> list[dict]:
+    result = node.ssh("etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
+                      "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt "
+                      "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key member list -w json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["members"]
+
+
+PAUSE_DAEMONSET = {
+    "apiVersion": "apps/v1",
+    "kind": "DaemonSet",
+    "metadata": {"name": "net-probe", "namespace": "default"},
+    "spec": {
+        "selector": {"matchLabels": {"app": "net-probe"}},
+        "template": {
+            "metadata": {"labels": {"app": "net-probe"}},
+            "spec": {
+                # every node carries the uninitialized taint (no CPI) and control planes their own
+                "tolerations": [{"operator": "Exists"}],
+                "automountServiceAccountToken": False,
+                "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10.1",
+                                "imagePullPolicy": "Never"}],
+            },
+        },
+    },
+}
+
+
+@pytest.mark.timeout(1800)
+def test_c_three_control_planes_and_two_workers_join_over_ssh(tmp_path, programs):
+    design = C.test_design(control_planes=3, workers=2)
+    bundle, images = _bundle_and_images(design, tmp_path, programs)
+    _print_setup(images)
+    plan = design.ip_plan
+    names = [n.name for n in plan.nodes]
+    node_programs = {name: programs[name] for name in PROGRAMS}
+    with node_network(tmp_path / "nodes", names, addresses=[str(n.address) for n in plan.nodes],
+                      subnet=C.NODE_SUBNET, programs=node_programs) as net:
+        first, *other_cps = (net.node(n.name) for n in plan.control_planes)
+        workers = [net.node(n.name) for n in plan.workers]
+        with C.measured("milestone c: 3 control planes + 2 workers joined over SSH", net) as m:
+            start = time.monotonic()
+            _preload(net.nodes, images)
+            for node in net.nodes:
+                C.copy_bundle(node, bundle)
+            m.step("images + bundle on 5 nodes", start)
+
+            start = time.monotonic()
+            join_values, _ = C.bootstrap(first)
+            kubectl = C.Kubectl(programs["kubectl"], C.fetch_admin_kubeconfig(first, tmp_path / "kubeconfig"))
+            m.step(f"bootstrap {first.name}", start)
+
+            for node in other_cps:  # one at a time: etcd adds one member at a time
+                start = time.monotonic()
+                log = C.join(node, "scripts/join-control-plane.sh", join_values)
+                assert "This node has joined the cluster and a new control plane instance was created" in log
+                kubectl("-n", "kube-system", "wait", "--for=condition=Ready", f"pod/etcd-{node.name}",
+                        "--timeout=10m", timeout=660)
+                m.step(f"join {node.name}", start)
+
+            start = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(max_workers=len(workers) or 1) as pool:
+                logs = list(pool.map(lambda w: C.join(w, "scripts/join-worker.sh", join_values), workers))
+            assert all("This node has joined the cluster" in log for log in logs)
+            m.step("join workers (parallel)", start)
+
+            start = time.monotonic()
+            cidrs = C.install_test_cni(net, kubectl)
+            C.wait_for("all nodes Ready", lambda: (lambda nodes: len(nodes) == len(names) and all(
+                C.node_ready(n) for n in nodes.values()))(kubectl.nodes()), timeout=600)
+            C.wait_for("control-plane Pods on 3 nodes", lambda: _control_plane_pods_running(
+                kubectl, [n.name for n in plan.control_planes]), timeout=600)
+            m.step("test CNI + all Ready", start)
+
+            # roles, etcd quorum, every API server answers from the host
+            nodes = kubectl.nodes()
+            control_planes = {n for n, o in nodes.items() if "node-role.kubernetes.io/control-plane" in o["metadata"]["labels"]}
+            assert control_planes == {n.name for n in plan.control_planes}
+            assert len(set(cidrs.values())) == len(names)
+            members = _etcd_members(first)
+            assert sorted(m_["name"] for m_ in members) == sorted(n.name for n in plan.control_planes)
+            assert all(m_.get("clientURLs") for m_ in members), members  # started, not just added
+            for cp in plan.control_planes:
+                answer = kubectl("--server", f"https://{cp.address}:6443", "get", "--raw=/readyz").stdout
+                assert answer.strip() == "ok", (cp.name, answer)
+
+            # pod network: a pause Pod on every node, each answering ping from the first control plane
+            start = time.monotonic()
+            manifest = tmp_path / "net-probe.json"
+            manifest.write_text(json.dumps(PAUSE_DAEMONSET))
+            kubectl("apply", "-f", str(manifest))
+
+            def probe_pods():
+                pods = kubectl.json("get", "pods", "-l", "app=net-probe")["items"]
+                ready = [p for p in pods if p["status"].get("phase") == "Running" and p["status"].get("podIP")]
+                return ready if len(ready) == len(names) else None
+
+            pods = C.wait_for("a net-probe Pod running on every node", probe_pods, timeout=300)
+            for pod in pods:
+                ip, where = pod["status"]["podIP"], pod["spec"]["nodeName"]
+                assert ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(cidrs[where])
+                ping = first.run("ping", "-c", "1", "-W", "2", ip)
+                assert ping.returncode == 0, f"{first.name} cannot reach the Pod on {where} ({ip}): {ping.stdout}"
+            m.step("pod network across nodes", start)
+    _assert_clean(net)
+
+
+# ---- d. failover ---------------------------------------------------------------------------------
+
+
+def test_d_failover_vip_moves_and_api_answers():
+    pytest.skip(FAILOVER_BLOCKED)
