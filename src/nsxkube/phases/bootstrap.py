@@ -67,19 +67,15 @@ class Outcome:
 
 
 def client_of(ctx: Context) -> Any:
-    from nsxkube.providers.nodes.client import NodeClient
-
-    ssh = ctx.design.spec.ssh
-    known_hosts = ssh.known_hosts_file or ctx.options.workdir / "known_hosts"
+    from nsxkube.providers.nodes.client import client_for
 
     def new_key(target: Any, fingerprint: str) -> None:
         ctx.reporter.warning("bootstrap", f"trusting the new host key of {target.where}: {fingerprint} "
-                                          f"(recorded in {known_hosts}; compare it with the VM console)")
+                                          "(compare it with the VM console)")
 
-    return ctx.client("nodes", lambda c: NodeClient(
-        user=ssh.user, port=ssh.port, key_file=ssh.private_key_file, known_hosts_file=known_hosts,
-        trust_on_first_use=ssh.trust_on_first_use, bastion=ssh.bastion, workdir=c.options.workdir,
-        connect_timeout=Timeouts.of(c).connect, on_new_host_key=new_key), close=lambda client: client.close())
+    return ctx.client("nodes", lambda c: client_for(c.design.spec.ssh, c.options.workdir,
+                                                    connect_timeout=Timeouts.of(c).connect, on_new_host_key=new_key),
+                      close=lambda client: client.close())
 
 
 def mtu_hint(design: Design) -> str:

@@ -136,3 +136,22 @@ def test_files_are_uploaded_root_owned_and_private(net: HostNetwork, tmp_path: P
         runner.close()
     assert result.stdout.splitlines() == ["ran on node-a", "700 root", "600 root"]
     assert host.path("/var/log/nsxkube/bundle/kubeadm/x.yaml").read_text() == "x: 1\n"
+
+
+def test_template_vm_runs_the_rendered_prepare_script_over_ssh(net: HostNetwork, tmp_path: Path) -> None:
+    from nsxkube.providers.nodes.template import prepare_vm_script, update_template_vm
+    from tests.support.specs import example_design
+
+    host = net.hosts[1]
+    design = example_design({"ssh.user": "root", "ssh.private_key_file": str(net.client_key)})
+    assert "--seal-at-shutdown" in prepare_vm_script(design)
+    (tmp_path / "known_hosts").write_text("\n".join(net.known_hosts_lines()) + "\n")
+    fake = '#!/bin/bash\necho "$(hostname) $(id -u) $*" >/var/log/nsxkube/prepare.out\necho "E: no $1" >&2\nexit ${FAIL:-0}\n'
+    steps: list[str] = []
+    update_template_vm(design, str(host.address), tmp_path, step=steps.append, warn=steps.append, script=fake)
+    assert host.path("/var/log/nsxkube/prepare.out").read_text() == "node-b 0 --seal-at-shutdown\n"
+    assert steps[-1].startswith(f"prepare-vm.sh finished on {host.address}")
+    with pytest.raises(ProviderError) as caught:
+        update_template_vm(design, str(host.address), tmp_path, step=steps.append, warn=steps.append,
+                           script=fake.replace("${FAIL:-0}", "1"))
+    assert caught.value.message == f"prepare-vm.sh on {host.address} failed: E: no --seal-at-shutdown"

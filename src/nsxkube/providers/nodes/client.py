@@ -222,3 +222,12 @@ def _reason(err: BaseException) -> str:
         return os.strerror(err.errno)  # "No route to host", not asyncio's "Connect call failed (…)"
     text = getattr(err, "reason", None) or str(err) or type(err).__name__
     return " ".join(str(text).split())
+
+
+def client_for(ssh: Any, workdir: Path, *, connect_timeout: float,
+               on_new_host_key: Callable[[Target, str], None]) -> NodeClient:
+    """A client from the spec's ``ssh`` section; known_hosts defaults to ``<workdir>/known_hosts``."""
+    return NodeClient(user=ssh.user, port=ssh.port, key_file=ssh.private_key_file,
+                      known_hosts_file=ssh.known_hosts_file or workdir / "known_hosts",
+                      trust_on_first_use=ssh.trust_on_first_use, bastion=ssh.bastion, workdir=workdir,
+                      connect_timeout=connect_timeout, on_new_host_key=on_new_host_key)
