@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -246,9 +247,32 @@ def test_a_second_run_changes_nothing(bootstrapped: Bootstrapped) -> None:
     assert all(c.action == "unchanged" for c in result.phases[0].changes)
 
 
+def test_a_later_serving_csr_and_a_lost_label_are_planned_and_fixed_without_kubeadm(
+        bootstrapped: Bootstrapped) -> None:
+    the_lab = bootstrapped.lab
+    node = the_lab.design.ip_plan.control_planes[1]
+    the_lab.cluster.add_csr("csr-rotated", f"system:node:{node.name}",
+                            standins.serving_csr(node.name, [node.name], [str(node.address)]))
+    state = the_lab.cluster.state()
+    worker = the_lab.design.ip_plan.workers[1].name
+    del state["nodes"][worker]["labels"]["node-role.kubernetes.io/worker"]
+    (the_lab.cluster.root / "cluster.json").write_text(json.dumps(state))
+    kubeadm_before = len(the_lab.calls("kubeadm"))
+    result, _ = the_lab.apply()
+    assert result.ok, result.phases[0].error
+    planned = {c.one_line() for c in result.phases[0].changes}
+    assert planned == {f"update csr csr-rotated: approve the serving certificate of {node.name}",
+                       f"update node {worker} (node-role.kubernetes.io/worker): label it by role"}
+    state = the_lab.cluster.state()
+    assert state["csrs"]["csr-rotated"]["approved"] and not state["csrs"]["csr-intruder"]["approved"]
+    assert state["nodes"][worker]["labels"]["node-role.kubernetes.io/worker"] == ""
+    assert len(the_lab.calls("kubeadm")) == kubeadm_before
+
+
 # ---- resume, failures --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_failed_worker_leaves_the_others_joined_and_is_resumed(hosts_available: None, tmp_path: Path) -> None:
     with lab(tmp_path, "10.213.62", "nkb62", 1, 2) as the_lab:
         failing, other = (n.name for n in the_lab.design.ip_plan.workers)
@@ -273,6 +297,7 @@ def test_a_failed_worker_leaves_the_others_joined_and_is_resumed(hosts_available
         assert the_lab.cluster.state()["csrs"][f"csr-serving-{failing}"]["approved"]
 
 
+@pytest.mark.slow
 def test_a_node_whose_cloud_init_failed_is_reported_with_its_log(hosts_available: None, tmp_path: Path) -> None:
     names = [f"k8s-prod-worker-{i}" for i in (1, 2)]
     with lab(tmp_path, "10.213.63", "nkb63", 1, 2, cloud_init_failures=[names[1]]) as the_lab:
