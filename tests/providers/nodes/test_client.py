@@ -112,7 +112,8 @@ def test_secrets_on_stdin_are_invisible_to_ps_and_redacted_in_the_log(net: HostN
     secret = "zq81xv.m3k9p2l7r4t6w8y0"
     runner = client(net, tmp_path)
     runner.add_secrets([secret])
-    script = commands.with_secret_env(["NSXKUBE_JOIN_TOKEN"], 'ps -eo args; echo "length ${#NSXKUBE_JOIN_TOKEN}"')
+    script = commands.with_secret_env(["NSXKUBE_JOIN_TOKEN"], 'ps -eo args; echo "length ${#NSXKUBE_JOIN_TOKEN}"; '
+                                      'echo "kubeadm said $NSXKUBE_JOIN_TOKEN" >&2')
     try:
         result = runner.run(runner.target(host.name, str(host.address)),
                             Command("join", script, 10, stdin=commands.secret_stdin([secret])))
@@ -120,6 +121,7 @@ def test_secrets_on_stdin_are_invisible_to_ps_and_redacted_in_the_log(net: HostN
         runner.close()
     assert result.ok and f"length {len(secret)}" in result.stdout
     assert secret not in result.stdout, "the secret showed in a process's arguments"
+    assert result.stderr == "kubeadm said <redacted>\n", "stderr reaches messages and the screen"
     assert secret not in (tmp_path / "logs" / "node-a.log").read_text()
 
 

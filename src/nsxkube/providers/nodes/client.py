@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from nsxkube.errors import ProviderError
 from nsxkube.providers.nodes import commands, hostkeys
-from nsxkube.providers.nodes.log import NodeLog, log_path
+from nsxkube.providers.nodes.log import NodeLog, log_path, redact
 from nsxkube.providers.nodes.model import Command, Result, Target
 
 T = TypeVar("T")
@@ -202,7 +202,8 @@ class NodeClient:
                                 f"{_reason(err)}", hint="run the phase again once the node answers") from None
         seconds = time.monotonic() - start
         status = process.exit_status if process.exit_status is not None else 255
-        stderr = _text(process.stderr)
+        # stderr reaches error messages and the screen: no secret in it (stdout may carry the join values).
+        stderr = redact(_text(process.stderr), [*self.secrets, *command.secrets])
         if process.exit_signal:
             stderr += f"\nkilled by signal {process.exit_signal[0]}"
         result = Result(command.label, status, _text(process.stdout), stderr, seconds)
