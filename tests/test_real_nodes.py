@@ -20,6 +20,7 @@ What cannot run here, and so is not tested:
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import ipaddress
 import json
 import time
@@ -83,9 +84,28 @@ def _preload(nodes: list[Node], images: ImageBundle) -> None:
         list(pool.map(load, nodes))
 
 
-def _assert_clean(net: NodeNetwork) -> None:
-    left = leftovers(net)
-    assert not left, "left behind after the nodes were torn down:\n" + "\n".join(left)
+@pytest.fixture
+def nodes(tmp_path):
+    """``nodes(names, addresses, programs)`` starts test nodes for the test; after the test (passed
+    or not) every one is torn down and the teardown fails if anything was left behind."""
+    networks: list[NodeNetwork] = []
+    stack = contextlib.ExitStack()
+
+    def start(names: list[str], addresses: list[str], programs: dict[str, Path]) -> NodeNetwork:
+        net = stack.enter_context(node_network(tmp_path / f"nodes{len(networks)}", names, addresses=addresses,
+                                               subnet=C.NODE_SUBNET, programs=programs))
+        networks.append(net)
+        return net
+
+    try:
+        yield start
+    finally:
+        stack.close()
+        left = [item for net in networks for item in leftovers(net)]
+        if left:
+            pytest.fail("left behind after the nodes were torn down:\n" + "\n".join(left), pytrace=False)
+        print(f"\nteardown check: no process, cgroup, mount, namespace, link or kubelet sysctl left "
+              f"({sum(len(n.nodes) for n in networks)} node(s))")
 
 
 def _control_plane_pods_running(kubectl: C.Kubectl, node_names: list[str]) -> bool:
@@ -108,54 +128,52 @@ def _kube_vip_pod_reason(kubectl: C.Kubectl, name: str) -> str:
 
 
 @pytest.mark.timeout(900)
-def test_a_one_node_kubeadm_init_api_healthy_node_ready(tmp_path, programs):
+def test_a_one_node_kubeadm_init_api_healthy_node_ready(tmp_path, programs, nodes):
     design = C.test_design(control_planes=1, workers=0)
     bundle, images = _bundle_and_images(design, tmp_path, programs)
     _print_setup(images)
     cp = design.ip_plan.control_planes[0]
     node_programs = {name: programs[name] for name in PROGRAMS}
-    with node_network(tmp_path / "nodes", [cp.name], addresses=[str(cp.address)], subnet=C.NODE_SUBNET,
-                      programs=node_programs) as net:
-        node = net.nodes[0]
-        with C.measured("milestone a: one node, kubeadm init → API healthy, node Ready", net) as m:
-            start = time.monotonic()
-            _preload(net.nodes, images)
-            C.copy_bundle(node, bundle)
-            m.step("images + bundle", start)
+    net = nodes([cp.name], [str(cp.address)], node_programs)
+    node = net.nodes[0]
+    with C.measured("milestone a: one node, kubeadm init → API healthy, node Ready", net) as m:
+        start = time.monotonic()
+        _preload(net.nodes, images)
+        C.copy_bundle(node, bundle)
+        m.step("images + bundle", start)
 
-            start = time.monotonic()
-            join_values, log = C.bootstrap(node)
-            m.step("bootstrap-control-plane.sh (kubeadm init)", start)
-            assert "Your Kubernetes control-plane has initialized successfully!" in log
-            assert set(join_values) == {"NSXKUBE_API_ENDPOINT", "NSXKUBE_JOIN_TOKEN", "NSXKUBE_CA_CERT_HASH",
-                                        "NSXKUBE_CERTIFICATE_KEY"}
+        start = time.monotonic()
+        join_values, log = C.bootstrap(node)
+        m.step("bootstrap-control-plane.sh (kubeadm init)", start)
+        assert "Your Kubernetes control-plane has initialized successfully!" in log
+        assert set(join_values) == {"NSXKUBE_API_ENDPOINT", "NSXKUBE_JOIN_TOKEN", "NSXKUBE_CA_CERT_HASH",
+                                    "NSXKUBE_CERTIFICATE_KEY"}
 
-            kubectl = C.Kubectl(programs["kubectl"], C.fetch_admin_kubeconfig(node, tmp_path / "kubeconfig"))
-            readyz = kubectl("get", "--raw=/readyz?verbose").stdout
-            assert "readyz check passed" in readyz
-            version = json.loads(kubectl("get", "--raw=/version").stdout)
-            assert version["gitVersion"] == f"v{design.versions.kubernetes}"
+        kubectl = C.Kubectl(programs["kubectl"], C.fetch_admin_kubeconfig(node, tmp_path / "kubeconfig"))
+        readyz = kubectl("get", "--raw=/readyz?verbose").stdout
+        assert "readyz check passed" in readyz
+        version = json.loads(kubectl("get", "--raw=/version").stdout)
+        assert version["gitVersion"] == f"v{design.versions.kubernetes}"
 
-            start = time.monotonic()
-            cidrs = C.install_test_cni(net, kubectl)
-            C.wait_for("node Ready", lambda: C.node_ready(kubectl.nodes()[cp.name]), timeout=300)
-            C.wait_for("control-plane Pods running", lambda: _control_plane_pods_running(kubectl, [cp.name]), 300)
-            m.step("test CNI + node Ready", start)
+        start = time.monotonic()
+        cidrs = C.install_test_cni(net, kubectl)
+        C.wait_for("node Ready", lambda: C.node_ready(kubectl.nodes()[cp.name]), timeout=300)
+        C.wait_for("control-plane Pods running", lambda: _control_plane_pods_running(kubectl, [cp.name]), 300)
+        m.step("test CNI + node Ready", start)
 
-            node_object = kubectl.nodes()[cp.name]
-            assert cidrs[cp.name] == node_object["spec"]["podCIDR"]
-            taints = {t["key"] for t in node_object["spec"].get("taints", [])}
-            # rendered: cloud-provider=external → the CPI would clear this taint; none runs here
-            assert "node.cloudprovider.kubernetes.io/uninitialized" in taints
-            assert node_object["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://1.6")
-            # the rendered kube-vip static Pod is there, and waits for an image that cannot exist here
-            assert _kube_vip_pod_reason(kubectl, cp.name) in ("ErrImagePull", "ImagePullBackOff", "Pending",
-                                                              "ContainerCreating")
-            kubelet_flags = node.path("/var/lib/kubelet/kubeadm-flags.env").read_text()
-            assert "--node-ip=" + str(cp.address) in kubelet_flags and "--cloud-provider=external" in kubelet_flags
-            code, out, _ = node.systemctl("is-active", "kubelet")
-            assert (code, out.strip()) == (0, "active")
-    _assert_clean(net)
+        node_object = kubectl.nodes()[cp.name]
+        assert cidrs[cp.name] == node_object["spec"]["podCIDR"]
+        taints = {t["key"] for t in node_object["spec"].get("taints", [])}
+        # rendered: cloud-provider=external → the CPI would clear this taint; none runs here
+        assert "node.cloudprovider.kubernetes.io/uninitialized" in taints
+        assert node_object["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://1.6")
+        # the rendered kube-vip static Pod is there, and waits for an image that cannot exist here
+        assert _kube_vip_pod_reason(kubectl, cp.name) in ("ErrImagePull", "ImagePullBackOff", "Pending",
+                                                          "ContainerCreating")
+        kubelet_flags = node.path("/var/lib/kubelet/kubeadm-flags.env").read_text()
+        assert "--node-ip=" + str(cp.address) in kubelet_flags and "--cloud-provider=external" in kubelet_flags
+        code, out, _ = node.systemctl("is-active", "kubelet")
+        assert (code, out.strip()) == (0, "active")
 
 
 # ---- b. kube-vip ---------------------------------------------------------------------------------
@@ -197,82 +215,84 @@ PAUSE_DAEMONSET = {
 
 
 @pytest.mark.timeout(1800)
-def test_c_three_control_planes_and_two_workers_join_over_ssh(tmp_path, programs):
+def test_c_three_control_planes_and_two_workers_join_over_ssh(tmp_path, programs, nodes):
     design = C.test_design(control_planes=3, workers=2)
     bundle, images = _bundle_and_images(design, tmp_path, programs)
     _print_setup(images)
     plan = design.ip_plan
     names = [n.name for n in plan.nodes]
     node_programs = {name: programs[name] for name in PROGRAMS}
-    with node_network(tmp_path / "nodes", names, addresses=[str(n.address) for n in plan.nodes],
-                      subnet=C.NODE_SUBNET, programs=node_programs) as net:
-        first, *other_cps = (net.node(n.name) for n in plan.control_planes)
-        workers = [net.node(n.name) for n in plan.workers]
-        with C.measured("milestone c: 3 control planes + 2 workers joined over SSH", net) as m:
+    net = nodes(names, [str(n.address) for n in plan.nodes], node_programs)
+    first, *other_cps = (net.node(n.name) for n in plan.control_planes)
+    workers = [net.node(n.name) for n in plan.workers]
+    with C.measured("milestone c: 3 control planes + 2 workers joined over SSH", net) as m:
+        start = time.monotonic()
+        _preload(net.nodes, images)
+        for node in net.nodes:
+            C.copy_bundle(node, bundle)
+        m.step("images + bundle on 5 nodes", start)
+
+        start = time.monotonic()
+        join_values, _ = C.bootstrap(first)
+        kubectl = C.Kubectl(programs["kubectl"], C.fetch_admin_kubeconfig(first, tmp_path / "kubeconfig"))
+        m.step(f"bootstrap {first.name}", start)
+
+        for node in other_cps:  # one at a time: etcd adds one member at a time
             start = time.monotonic()
-            _preload(net.nodes, images)
-            for node in net.nodes:
-                C.copy_bundle(node, bundle)
-            m.step("images + bundle on 5 nodes", start)
+            log = C.join(node, "scripts/join-control-plane.sh", join_values)
+            assert "This node has joined the cluster and a new control plane instance was created" in log
+            # The runbook's `kubectl wait … pod/etcd-NODE` fails at once with NotFound while the
+            # kubelet has not created the mirror Pod yet: wait for it to exist first.
+            C.wait_for(f"mirror Pod etcd-{node.name}", lambda n=node: kubectl(
+                "-n", "kube-system", "get", f"pod/etcd-{n.name}", check=False).returncode == 0, timeout=300)
+            kubectl("-n", "kube-system", "wait", "--for=condition=Ready", f"pod/etcd-{node.name}",
+                    "--timeout=10m", timeout=660)
+            m.step(f"join {node.name}", start)
 
-            start = time.monotonic()
-            join_values, _ = C.bootstrap(first)
-            kubectl = C.Kubectl(programs["kubectl"], C.fetch_admin_kubeconfig(first, tmp_path / "kubeconfig"))
-            m.step(f"bootstrap {first.name}", start)
+        start = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(workers) or 1) as pool:
+            logs = list(pool.map(lambda w: C.join(w, "scripts/join-worker.sh", join_values), workers))
+        assert all("This node has joined the cluster" in log for log in logs)
+        m.step("join workers (parallel)", start)
 
-            for node in other_cps:  # one at a time: etcd adds one member at a time
-                start = time.monotonic()
-                log = C.join(node, "scripts/join-control-plane.sh", join_values)
-                assert "This node has joined the cluster and a new control plane instance was created" in log
-                kubectl("-n", "kube-system", "wait", "--for=condition=Ready", f"pod/etcd-{node.name}",
-                        "--timeout=10m", timeout=660)
-                m.step(f"join {node.name}", start)
+        start = time.monotonic()
+        cidrs = C.install_test_cni(net, kubectl)
+        C.wait_for("all nodes Ready", lambda: (lambda nodes: len(nodes) == len(names) and all(
+            C.node_ready(n) for n in nodes.values()))(kubectl.nodes()), timeout=600)
+        C.wait_for("control-plane Pods on 3 nodes", lambda: _control_plane_pods_running(
+            kubectl, [n.name for n in plan.control_planes]), timeout=600)
+        m.step("test CNI + all Ready", start)
 
-            start = time.monotonic()
-            with concurrent.futures.ThreadPoolExecutor(max_workers=len(workers) or 1) as pool:
-                logs = list(pool.map(lambda w: C.join(w, "scripts/join-worker.sh", join_values), workers))
-            assert all("This node has joined the cluster" in log for log in logs)
-            m.step("join workers (parallel)", start)
+        # roles, etcd quorum, every API server answers from the host
+        nodes = kubectl.nodes()
+        control_planes = {n for n, o in nodes.items() if "node-role.kubernetes.io/control-plane" in o["metadata"]["labels"]}
+        assert control_planes == {n.name for n in plan.control_planes}
+        assert len(set(cidrs.values())) == len(names)
+        members = _etcd_members(first)
+        assert sorted(m_["name"] for m_ in members) == sorted(n.name for n in plan.control_planes)
+        assert all(m_.get("clientURLs") for m_ in members), members  # started, not just added
+        for cp in plan.control_planes:
+            answer = kubectl("--server", f"https://{cp.address}:6443", "get", "--raw=/readyz").stdout
+            assert answer.strip() == "ok", (cp.name, answer)
 
-            start = time.monotonic()
-            cidrs = C.install_test_cni(net, kubectl)
-            C.wait_for("all nodes Ready", lambda: (lambda nodes: len(nodes) == len(names) and all(
-                C.node_ready(n) for n in nodes.values()))(kubectl.nodes()), timeout=600)
-            C.wait_for("control-plane Pods on 3 nodes", lambda: _control_plane_pods_running(
-                kubectl, [n.name for n in plan.control_planes]), timeout=600)
-            m.step("test CNI + all Ready", start)
+        # pod network: a pause Pod on every node, each answering ping from the first control plane
+        start = time.monotonic()
+        manifest = tmp_path / "net-probe.json"
+        manifest.write_text(json.dumps(PAUSE_DAEMONSET))
+        kubectl("apply", "-f", str(manifest))
 
-            # roles, etcd quorum, every API server answers from the host
-            nodes = kubectl.nodes()
-            control_planes = {n for n, o in nodes.items() if "node-role.kubernetes.io/control-plane" in o["metadata"]["labels"]}
-            assert control_planes == {n.name for n in plan.control_planes}
-            assert len(set(cidrs.values())) == len(names)
-            members = _etcd_members(first)
-            assert sorted(m_["name"] for m_ in members) == sorted(n.name for n in plan.control_planes)
-            assert all(m_.get("clientURLs") for m_ in members), members  # started, not just added
-            for cp in plan.control_planes:
-                answer = kubectl("--server", f"https://{cp.address}:6443", "get", "--raw=/readyz").stdout
-                assert answer.strip() == "ok", (cp.name, answer)
+        def probe_pods():
+            pods = kubectl.json("get", "pods", "-l", "app=net-probe")["items"]
+            ready = [p for p in pods if p["status"].get("phase") == "Running" and p["status"].get("podIP")]
+            return ready if len(ready) == len(names) else None
 
-            # pod network: a pause Pod on every node, each answering ping from the first control plane
-            start = time.monotonic()
-            manifest = tmp_path / "net-probe.json"
-            manifest.write_text(json.dumps(PAUSE_DAEMONSET))
-            kubectl("apply", "-f", str(manifest))
-
-            def probe_pods():
-                pods = kubectl.json("get", "pods", "-l", "app=net-probe")["items"]
-                ready = [p for p in pods if p["status"].get("phase") == "Running" and p["status"].get("podIP")]
-                return ready if len(ready) == len(names) else None
-
-            pods = C.wait_for("a net-probe Pod running on every node", probe_pods, timeout=300)
-            for pod in pods:
-                ip, where = pod["status"]["podIP"], pod["spec"]["nodeName"]
-                assert ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(cidrs[where])
-                ping = first.run("ping", "-c", "1", "-W", "2", ip)
-                assert ping.returncode == 0, f"{first.name} cannot reach the Pod on {where} ({ip}): {ping.stdout}"
-            m.step("pod network across nodes", start)
-    _assert_clean(net)
+        pods = C.wait_for("a net-probe Pod running on every node", probe_pods, timeout=300)
+        for pod in pods:
+            ip, where = pod["status"]["podIP"], pod["spec"]["nodeName"]
+            assert ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(cidrs[where])
+            ping = first.run("ping", "-c", "1", "-W", "2", ip)
+            assert ping.returncode == 0, f"{first.name} cannot reach the Pod on {where} ({ip}): {ping.stdout}"
+        m.step("pod network across nodes", start)
 
 
 # ---- d. failover ---------------------------------------------------------------------------------

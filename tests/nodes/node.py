@@ -588,7 +588,10 @@ def teardown(net: NodeNetwork) -> list[str]:
         group = h.mountpoint / h.current.lstrip("/") / f"nsxkube-{net.tag}"
         with contextlib.suppress(FileNotFoundError, OSError):
             group.rmdir()
-    for node in net.nodes:
+    for index, node in enumerate(net.nodes):
+        # The kernel frees a network namespace (and the veth in it) asynchronously after its last
+        # user is gone; deleting the host's end of the pair removes both at once.
+        subprocess.run(["ip", "link", "del", f"{net.tag}v{index + 1}"], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "del", node.netns], capture_output=True, check=False)
     subprocess.run(["ip", "link", "del", net.bridge], capture_output=True, check=False)
     _restore_sysctls(net.saved_sysctls)
