@@ -60,16 +60,16 @@ def _bundle_and_images(design, workdir: Path, programs: dict[str, Path]) -> tupl
     return bundle, images
 
 
-def _print_setup(images: ImageBundle) -> None:
-    print("\ntest-only overrides of the rendered files:")
+def _print_setup(images: ImageBundle, say) -> None:
+    lines = ["", "test-only overrides of the rendered files:"]
     for override in C.TEST_OVERRIDES:
-        print(f"  - {override.file}: {override.change}\n      why: {override.why}")
+        lines.append(f"  - {override.file}: {override.change}\n      why: {override.why}")
     if images.missing:
-        print("  - nodeRegistration.ignorePreflightErrors += ImagePull, because these images do not exist here:")
-        for reference, why in images.missing.items():
-            print(f"      {reference}: {why}")
-    print(f"images ({'cached' if images.cached else f'assembled in {images.seconds:.1f} s'}): "
-          + ", ".join(images.references))
+        lines.append("  - nodeRegistration.ignorePreflightErrors += ImagePull, because these images do not exist here:")
+        lines += [f"      {reference}: {why}" for reference, why in images.missing.items()]
+    lines.append(f"images ({'cached' if images.cached else f'assembled in {images.seconds:.1f} s'}): "
+                 + ", ".join(images.references))
+    say("\n".join(lines))
 
 
 def _preload(nodes: list[Node], images: ImageBundle) -> None:
@@ -85,7 +85,16 @@ def _preload(nodes: list[Node], images: ImageBundle) -> None:
 
 
 @pytest.fixture
-def nodes(tmp_path):
+def say(capsys):
+    """Prints past pytest's output capture: the timings and overrides show in every CI log."""
+    def say(text: str) -> None:
+        with capsys.disabled():
+            print(text, flush=True)
+    return say
+
+
+@pytest.fixture
+def nodes(tmp_path, say):
     """``nodes(names, addresses, programs)`` starts test nodes for the test; after the test (passed
     or not) every one is torn down and the teardown fails if anything was left behind."""
     networks: list[NodeNetwork] = []
@@ -104,8 +113,8 @@ def nodes(tmp_path):
         left = [item for net in networks for item in leftovers(net)]
         if left:
             pytest.fail("left behind after the nodes were torn down:\n" + "\n".join(left), pytrace=False)
-        print(f"\nteardown check: no process, cgroup, mount, namespace, link or kubelet sysctl left "
-              f"({sum(len(n.nodes) for n in networks)} node(s))")
+        say(f"teardown check: no process, cgroup, mount, namespace, link or kubelet sysctl left "
+            f"({sum(len(n.nodes) for n in networks)} node(s))")
 
 
 def _control_plane_pods_running(kubectl: C.Kubectl, node_names: list[str]) -> bool:
@@ -128,15 +137,15 @@ def _kube_vip_pod_reason(kubectl: C.Kubectl, name: str) -> str:
 
 
 @pytest.mark.timeout(900)
-def test_a_one_node_kubeadm_init_api_healthy_node_ready(tmp_path, programs, nodes):
+def test_a_one_node_kubeadm_init_api_healthy_node_ready(tmp_path, programs, nodes, say):
     design = C.test_design(control_planes=1, workers=0)
     bundle, images = _bundle_and_images(design, tmp_path, programs)
-    _print_setup(images)
+    _print_setup(images, say)
     cp = design.ip_plan.control_planes[0]
     node_programs = {name: programs[name] for name in PROGRAMS}
     net = nodes([cp.name], [str(cp.address)], node_programs)
     node = net.nodes[0]
-    with C.measured("milestone a: one node, kubeadm init → API healthy, node Ready", net) as m:
+    with C.measured("milestone a: one node, kubeadm init → API healthy, node Ready", net, say=say) as m:
         start = time.monotonic()
         _preload(net.nodes, images)
         C.copy_bundle(node, bundle)
@@ -215,17 +224,17 @@ PAUSE_DAEMONSET = {
 
 
 @pytest.mark.timeout(1800)
-def test_c_three_control_planes_and_two_workers_join_over_ssh(tmp_path, programs, nodes):
+def test_c_three_control_planes_and_two_workers_join_over_ssh(tmp_path, programs, nodes, say):
     design = C.test_design(control_planes=3, workers=2)
     bundle, images = _bundle_and_images(design, tmp_path, programs)
-    _print_setup(images)
+    _print_setup(images, say)
     plan = design.ip_plan
     names = [n.name for n in plan.nodes]
     node_programs = {name: programs[name] for name in PROGRAMS}
     net = nodes(names, [str(n.address) for n in plan.nodes], node_programs)
     first, *other_cps = (net.node(n.name) for n in plan.control_planes)
     workers = [net.node(n.name) for n in plan.workers]
-    with C.measured("milestone c: 3 control planes + 2 workers joined over SSH", net) as m:
+    with C.measured("milestone c: 3 control planes + 2 workers joined over SSH", net, say=say) as m:
         start = time.monotonic()
         _preload(net.nodes, images)
         for node in net.nodes:

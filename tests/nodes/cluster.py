@@ -286,8 +286,9 @@ def _machine_used() -> int:
 
 
 @contextmanager
-def measured(name: str, net: NodeNetwork, interval: float = 1.0) -> Iterator[Measurement]:
-    """Times a block and samples the memory of all nodes (resident and cache) once a second."""
+def measured(name: str, net: NodeNetwork, interval: float = 1.0, say=print) -> Iterator[Measurement]:
+    """Times a block and samples the memory of all nodes (resident and cache) once a second;
+    ``say`` gets the report line at the end (also when the block fails)."""
     measurement = Measurement(name)
     stop = threading.Event()
 
@@ -313,7 +314,7 @@ def measured(name: str, net: NodeNetwork, interval: float = 1.0) -> Iterator[Mea
         stop.set()
         thread.join(timeout=5)
         measurement.seconds = time.monotonic() - start
-        print("\n" + measurement.report(), flush=True)
+        say("\n" + measurement.report())
 
 
 def address_of(design: Design, name: str) -> ipaddress.IPv4Address:

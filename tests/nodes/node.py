@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -51,6 +53,7 @@ CONTAINERD = "/usr/bin/containerd"
 CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 PAUSE_IMAGE_DEFAULT = "registry.k8s.io/pause:3.10.1"
 CAP_SYS_RESOURCE = 24
+LOCK_FILE = Path("/run/lock/nsxkube-test-nodes.lock")
 
 # Directories each node sees as its own.
 PRIVATE_DIRS = (
@@ -430,7 +433,19 @@ def node_network(workdir: Path, names: Sequence[str], *, subnet: str = "10.213.2
     until kubeadm has written its configuration.
     """
     require_node_tools()
-    tag = tag or f"nn{os.getpid() % 100000}"
+    with machine_lock():
+        sweep_stale()
+        with _node_network(workdir, names, subnet=subnet, first_host=first_host, addresses=addresses, tag=tag,
+                           mtu=mtu, programs=programs, sandbox_image=sandbox_image,
+                           start_kubelet=start_kubelet) as net:
+            yield net
+
+
+@contextlib.contextmanager
+def _node_network(workdir: Path, names: Sequence[str], *, subnet: str, first_host: int,
+                  addresses: Sequence[str] | None, tag: str | None, mtu: int, programs: dict[str, Path] | None,
+                  sandbox_image: str, start_kubelet: bool) -> Iterator[NodeNetwork]:
+    tag = tag or f"nn{os.getpid()}"
     network = ipaddress.IPv4Network(subnet)
     workdir.mkdir(parents=True, exist_ok=True)
     key = workdir / "client_ed25519"
@@ -456,6 +471,66 @@ def node_network(workdir: Path, names: Sequence[str], *, subnet: str = "10.213.2
         yield net
     finally:
         teardown(net)
+
+
+@contextlib.contextmanager
+def machine_lock(timeout: float = 1800.0) -> Iterator[None]:
+    """One set of test nodes per machine at a time: they share the test subnet, the kubelet's
+    machine-wide sysctls and the CPU. A second test run waits here (and says for whom)."""
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with LOCK_FILE.open("a+") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    handle.seek(0)
+                    raise RuntimeError(f"{LOCK_FILE} is held by another test run (pid {handle.read().strip()}) "
+                                       f"for more than {timeout:.0f} s") from None
+                time.sleep(1)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def sweep_stale() -> list[str]:
+    """Removes what an earlier run that was killed left behind (its default tag ``nn<pid>``, pid gone).
+
+    The supervisors end with their test process (PR_SET_PDEATHSIG) and take their nodes' processes
+    with them; the bridge, veths, namespace names and cgroup directories of a killed run remain.
+    """
+    def stale(tag_pid: str) -> bool:
+        return int(tag_pid) != os.getpid() and not Path(f"/proc/{tag_pid}").exists()
+
+    removed = []
+    for h in cgroup_hierarchies():
+        base = h.mountpoint / h.current.lstrip("/")
+        for group in base.glob("nsxkube-nn*"):
+            match = re.fullmatch(r"nsxkube-nn(\d+)", group.name)
+            if match and stale(match.group(1)):
+                remove_cgroup([group])
+                removed.append(f"cgroup {group}")
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+    for line in names.splitlines():
+        match = re.fullmatch(r"nn(\d+)-\d+", line.split()[0]) if line.split() else None
+        if match and stale(match.group(1)):
+            subprocess.run(["ip", "netns", "del", line.split()[0]], capture_output=True, check=False)
+            removed.append(f"netns {line.split()[0]}")
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=False).stdout
+    for line in links.splitlines():
+        ifname = line.split(":")[1].strip().split("@")[0]
+        match = re.fullmatch(r"nn(\d+)(?:br|v\d+)", ifname)
+        if match and stale(match.group(1)):
+            subprocess.run(["ip", "link", "del", ifname], capture_output=True, check=False)
+            removed.append(f"link {ifname}")
+    return removed
 
 
 def _prepare_node(net: NodeNetwork, name: str, address: ipaddress.IPv4Address, index: int,

@@ -172,12 +172,13 @@ class Supervisor:
         self.order = list(config["units"])
         self.lock = threading.RLock()
         self.stopping = False
-        os.makedirs(LOG_DIR, exist_ok=True)
+        self.log_dir = config.get("log_dir", LOG_DIR)
+        os.makedirs(self.log_dir, exist_ok=True)
 
     # -- processes
 
     def log(self, message: str) -> None:
-        with open(f"{LOG_DIR}/init.log", "a") as handle:
+        with open(f"{self.log_dir}/init.log", "a") as handle:
             handle.write(f"{time.strftime('%H:%M:%S')} {message}\n")
 
     def spawn(self, unit: Unit) -> None:
@@ -185,7 +186,7 @@ class Supervisor:
             argv, env = unit.command()
             path = argv[0] if "/" in argv[0] else next(
                 (f"{d}/{argv[0]}" for d in env["PATH"].split(":") if os.access(f"{d}/{argv[0]}", os.X_OK)), argv[0])
-            log_path = f"{LOG_DIR}/{unit.name}.log"
+            log_path = f"{self.log_dir}/{unit.name}.log"
             with open(log_path, "a") as handle:
                 handle.write(f"-- {time.strftime('%H:%M:%S')} starting {unit.name}: {shlex.join(argv)}\n")
             unit.pid = os.posix_spawn(path, argv, env, file_actions=[
@@ -225,7 +226,7 @@ class Supervisor:
                         code = os.waitstatus_to_exitcode(status)
                         unit.last_exit = f"exit {code}" if code >= 0 else f"signal {-code}"
                         self.log(f"{unit.name}: pid {pid} ended ({unit.last_exit})")
-                        with open(f"{LOG_DIR}/{unit.name}.log", "a") as handle:
+                        with open(f"{self.log_dir}/{unit.name}.log", "a") as handle:
                             handle.write(f"-- {time.strftime('%H:%M:%S')} {unit.name} ended: {unit.last_exit}\n")
                         self.exited(unit)
 
