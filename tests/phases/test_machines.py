@@ -16,10 +16,11 @@ from nsxkube.errors import ConflictError, ProviderError
 from nsxkube.phases.machines import FACTS, PHASE, desired_machines, session_of
 from nsxkube.pipeline import runner
 from nsxkube.pipeline.change import Change
+from nsxkube.providers.vsphere.inventory import read_inventory
 from nsxkube.providers.vsphere.model import OWNER_EXTRA_CONFIG, MachineFacts
 from nsxkube.render.machines import render_node_cloud_init
 from tests.providers.vsphere.guest import decode_guestinfo
-from tests.providers.vsphere.lab import TEMPLATE, VsphereLab
+from tests.providers.vsphere.lab import TEMPLATE, VsphereLab, skip_on_old_simulator
 
 pytestmark = pytest.mark.slow
 
@@ -58,12 +59,14 @@ def test_apply_clones_the_seed_nodes_with_guestinfo_options_size_and_marker(vsph
         assert vm.owner == "k8s-prod"  # the custom attribute nsxkube/cluster
         assert (vm.cpus, vm.memory_mib, vm.disk_gib) == (node.cpus, node.memory_gib * 1024, node.disk_gib)
         assert vm.powered_on and vm.tools_running and str(node.address) in vm.ip_addresses
-        assert vm.hardware_version >= 15 and [n.adapter for n in vm.nics] == ["vmxnet3"]
+        # vcsim 0.24 gives every clone its own ESX version (vmx-13); vCenter keeps the template's
+        assert vm.hardware_version >= 15 or vsphere_lab.old_simulator
+        assert [n.adapter for n in vm.nics] == ["vmxnet3"]
         props = vsphere_lab.props(vm, "parent", "resourcePool", "network", "datastore")
         assert vsphere_lab.session.read_objects([props["parent"]], ["name"])[props["parent"]._moId]["name"] == "k8s-prod"
         assert props["resourcePool"]._moId == vsphere_lab.entity("ResourcePool", "Resources").moref
         assert [n._moId for n in props["network"]] == [vsphere_lab.entity("DistributedVirtualPortgroup", "DC0_DVPG0").moref]
-        assert vm.nics[0].network == "dvportgroup-12"
+        assert vm.nics[0].network == vsphere_lab.entity("DistributedVirtualPortgroup", "DC0_DVPG0").props["key"]
         assert [d._moId for d in props["datastore"]] == [vsphere_lab.entity("Datastore", "LocalDS_0").moref]
         assert ctx.facts[FACTS][node.name] == MachineFacts(vm.name, vm.moref, vm.instance_uuid, vm.bios_uuid,
                                                            vm.nics[0].mac, str(node.address))
@@ -121,7 +124,7 @@ def test_a_foreign_vm_with_a_node_name_is_a_conflict_and_left_untouched(vsphere_
     assert all(not vsphere_lab.vms(n) for n in NODES if n != "k8s-prod-cp-2")
     after = vsphere_lab.props(foreign, "config.changeVersion", "config.extraConfig", "customValue",
                               "runtime.powerState")
-    assert after["config.changeVersion"] == before["config.changeVersion"]
+    assert after.get("config.changeVersion") == before.get("config.changeVersion")  # vcsim 0.24 has none
     assert [(o.key, o.value) for o in after["config.extraConfig"]] == [
         (o.key, o.value) for o in before["config.extraConfig"]]
     assert list(after["customValue"]) == [] and after["runtime.powerState"] == before["runtime.powerState"]
@@ -165,6 +168,8 @@ def test_destroy_removes_only_this_clusters_vms_and_rules(vsphere_lab: VsphereLa
 
 
 def test_one_failed_clone_is_reported_with_vcenters_error_while_the_others_finish(vsphere_lab: VsphereLab) -> None:
+    skip_on_old_simulator(vsphere_lab.sim, "it accepts two VMs with one name in a folder, which vCenter refuses "
+                          "(DuplicateName): the failure this test needs never happens there")
     vsphere_lab.folder("k8s-prod")
     ctx = vsphere_lab.context()
     planned = PHASE.plan(ctx)
@@ -240,8 +245,10 @@ def test_an_interrupted_apply_leaves_a_vm_the_next_apply_recognises_and_complete
 
     ctx = vsphere_lab.context(design)
     planned = {c.name: c for c in PHASE.plan(ctx)}
+    # vcsim 0.24 ignores CPUs and memory in a CloneSpec: there the plan also corrects the size
+    size = ("cpus 1→4", "memory 0.03125→8 GiB") if vsphere_lab.old_simulator else ()
     assert (planned["k8s-prod-cp-1"].action, planned["k8s-prod-cp-1"].fields) == (
-        "update", ("ownership marker", "power on"))
+        "update", (*size, "ownership marker", "power on"))
     assert planned["k8s-prod-worker-1"].action == "create"
     assert apply(vsphere_lab, ctx).ok
     assert vsphere_lab.vm("k8s-prod-cp-1").owner == "k8s-prod" and vsphere_lab.vm("k8s-prod-cp-1").powered_on
@@ -254,7 +261,7 @@ def test_an_interrupted_apply_leaves_a_vm_the_next_apply_recognises_and_complete
      f"`nsxkube template prepare`) or set vsphere.template; templates there: {TEMPLATE})"),
     ("vsphere.network", "k8s-nodes-segment", "port group 'k8s-nodes-segment' not found in datacenter DC0 (set "
      "vsphere.network to the port group of the NSX node segment (NSX shows the segment to vCenter once the network "
-     "phase has created it); networks there: DC0_DVPG0, DVS0-DVUplinks-8, VM Network)"),
+     "phase has created it); networks there: {networks})"),
     ("vsphere.resource_pool", "k8s", "resource pool 'k8s' not found in cluster DC0_C0 (set vsphere.resource_pool to "
      "one of: Resources)"),
     ("vsphere.cluster", "Cluster", "cluster 'Cluster' not found in datacenter DC0 (set vsphere.cluster to one of: "
@@ -264,9 +271,13 @@ def test_a_missing_inventory_object_is_one_line_listing_what_exists(vsphere_lab:
                                                                      expected: str) -> None:
     ctx = vsphere_lab.context(vsphere_lab.design({key: value}))
     result = runner.plan(ctx, [PHASE])
-    assert result.phases[0].error == expected
     # vcsim lists the DVS uplink port group as a network: it does not serve config.uplink, which
     # vCenter sets on uplink port groups (the code leaves those out on vCenter)
+    networks = sorted((e.name for e in read_inventory(vsphere_lab.session).by_kind(
+        "Network", "DistributedVirtualPortgroup", "OpaqueNetwork")), key=str.lower)
+    assert result.phases[0].error == expected.format(networks=", ".join(networks))
+    if key == "vsphere.network" and not vsphere_lab.old_simulator:
+        assert networks == ["DC0_DVPG0", "DVS0-DVUplinks-8", "VM Network"]
 
 
 def test_a_template_that_is_not_ready_is_refused_before_any_clone(vsphere_lab: VsphereLab) -> None:
@@ -277,10 +288,11 @@ def test_a_template_that_is_not_ready_is_refused_before_any_clone(vsphere_lab: V
         vim.option.OptionValue(key="disk.EnableUUID", value="FALSE")])))
     ctx = vsphere_lab.context(vsphere_lab.design(**{"template": "raw-vm"}))
     result = runner.apply(ctx, [PHASE], "cluster.yaml")
+    more = 2 if vsphere_lab.old_simulator else 1  # vcsim 0.24's clone is also vmx-13
     assert result.phases[0].error == ("template raw-vm is not ready: template: is a VM, not a template — run "
                                       "`nsxkube template prepare <cluster.yaml> --vm raw-vm`: it powers the VM off "
-                                      "and marks it as a template (and 1 more) (`nsxkube template check` lists every "
-                                      "finding with its fix)")
+                                      f"and marks it as a template (and {more} more) (`nsxkube template check` lists "
+                                      "every finding with its fix)")
     assert all(not vsphere_lab.vms(n) for n in NODES)
 
 
@@ -290,10 +302,16 @@ def test_nics_attach_to_an_nsx_segment_on_a_vds_or_an_opaque_network(
     from tests.providers.vsphere.lab import make_lab
 
     lab = make_lab(vcsim_factory(vms=1, extra_args=("-nsx", "1")), tmp_path)
+    if lab.old_simulator and backing == "distributed":
+        pytest.skip(f"{lab.sim.origin}: no NSX-backed port groups, only the opaque network of an N-VDS")
     design = lab.design({"nodes.control_planes.count": 1, "nodes.workers.count": 1}, network=network)
     ctx = lab.context(design)
     assert apply(lab, ctx).ok, ctx.reporter.events
     nic = lab.vm("k8s-prod-cp-1").nics[0]
+    if lab.old_simulator:  # like vCenter with NSX on an N-VDS: the NIC keeps the opaque backing
+        assert type(nic.device.backing).__name__.endswith("OpaqueNetworkBackingInfo")
+        assert nic.network == lab.entity("OpaqueNetwork", network).props["summary.opaqueNetworkId"]
+        return
     portgroup = lab.entity("DistributedVirtualPortgroup", "DC0_NSXPG0")
     if backing == "opaque":
         # vcsim behaves like vCenter 7+ with NSX on a VDS: a NIC given the segment's opaque network

@@ -56,27 +56,25 @@ class GuestSimulator:
         content = self.session.content
         while not self._stop.wait(self.interval):
             try:
-                rows = self.session.read_view(content.rootFolder, {vim.VirtualMachine: [
-                    "name", "runtime.powerState", 'config.extraConfig["guestinfo.metadata"]',
-                    'config.extraConfig["guestinfo.metadata.encoding"]']})
+                rows = self.session.read_view(content.rootFolder, {vim.VirtualMachine: ["name", "runtime.powerState"]})
                 for vm, props in rows:
                     name = props.get("name")
                     if name not in self.names or name in self.booted or props.get("runtime.powerState") != "poweredOn":
                         continue
-                    self._boot(vm, name, props)
+                    extra = self.session.read_objects([vm], ["config.extraConfig"])[vm._moId]
+                    self._boot(vm, name, {o.key: o.value for o in extra.get("config.extraConfig") or ()})
             except Exception as err:
                 self.errors.append(f"{type(err).__name__}: {err}")
 
-    def _boot(self, vm: Any, name: str, props: dict[str, Any]) -> None:
+    def _boot(self, vm: Any, name: str, extra: dict[str, str]) -> None:
         from pyVmomi import vim
 
-        meta = props.get('config.extraConfig["guestinfo.metadata"]')
-        encoding = props.get('config.extraConfig["guestinfo.metadata.encoding"]')
+        meta = extra.get("guestinfo.metadata")
         if meta is None:
             self.errors.append(f"{name}: no guestinfo.metadata")
             self.booted[name] = ""
             return
-        address = address_from_metadata(decode_guestinfo(meta.value, encoding.value if encoding else "base64"))
+        address = address_from_metadata(decode_guestinfo(meta, extra.get("guestinfo.metadata.encoding", "base64")))
         if address is None:
             self.errors.append(f"{name}: no address in the network config")
             self.booted[name] = ""

@@ -101,13 +101,15 @@ def test_a_vm_reads_its_owner_from_the_field_with_the_right_key() -> None:
         "config.hardware.device": devices(), "config.hardware.numCPU": 4, "config.hardware.memoryMB": 8192,
         "customValue": [vim.CustomFieldsManager.StringValue(key=3, value="x"),
                         vim.CustomFieldsManager.StringValue(key=101, value="k8s-prod")],
-        f'config.extraConfig["{OWNER_EXTRA_CONFIG}"]': vim.option.OptionValue(key=OWNER_EXTRA_CONFIG, value="k8s-prod"),
+        "config.extraConfig": [vim.option.OptionValue(key=OWNER_EXTRA_CONFIG, value="k8s-prod"),
+                               vim.option.OptionValue(key="disk.EnableUUID", value="TRUE")],
         "guest.toolsRunningStatus": "guestToolsRunning",
         "guest.net": [vim.vm.GuestInfo.NicInfo(ipAddress=["172.16.50.11", "fe80::1"])],
     }  # fmt: skip
     vm = live_vm(vim.VirtualMachine("vm-7"), props, owner_key=101)
     assert (vm.owner, vm.owner_in_extra_config, vm.hardware_version, vm.disk_gib) == ("k8s-prod", "k8s-prod", 21, 40)
     assert vm.tools_running and vm.ip_addresses == ("172.16.50.11", "fe80::1") and vm.owned_by("k8s-prod")
+    assert vm.extra_config == {OWNER_EXTRA_CONFIG: "k8s-prod", "disk.EnableUUID": "TRUE"}
     assert live_vm(vim.VirtualMachine("vm-7"), props, owner_key=None).owner is None
 
 

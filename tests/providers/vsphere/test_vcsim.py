@@ -19,7 +19,7 @@ from nsxkube.providers.vsphere.machines import read_vm
 from nsxkube.providers.vsphere.tasks import TaskWaiter
 from nsxkube.providers.vsphere.template import check_template, failures, prepare_template
 from nsxkube.spec.model import Tls
-from tests.providers.vsphere.lab import SIM_VM, TEMPLATE, VsphereLab
+from tests.providers.vsphere.lab import SIM_VM, TEMPLATE, VsphereLab, skip_on_old_simulator
 from tests.support.specs import example_data, with_changes
 from tests.support.vcsim import Vcsim
 
@@ -43,8 +43,9 @@ def refusal(sim: Vcsim, tls: Tls, password: str | None = None) -> str:
 
 def test_the_simulators_self_signed_certificate_is_refused_by_default(vcsim: Vcsim) -> None:
     line = refusal(vcsim, Tls())
+    # "self-signed certificate" (govmomi 0.56), "EE certificate key too weak" (the Debian 0.24 fallback)
     assert line.startswith(f"cannot verify the TLS certificate of vCenter {vcsim.host}:{vcsim.port} against the "
-                           "system's CA certificates: self-signed certificate")
+                           "system's CA certificates: ")
     # the operator sees the certificate's SHA-256 to compare out of band and pin
     assert f"it presented SHA-256 {vcsim.thumbprint_sha256} (set vsphere.tls.ca_file" in line
 
@@ -79,6 +80,8 @@ def test_a_different_pinned_thumbprint_is_refused_on_every_connection(vcsim: Vcs
 def test_a_ca_file_is_trusted_and_another_ca_is_refused(vcsim: Vcsim, tmp_path: Path) -> None:
     ca = tmp_path / "vcsim.pem"
     ca.write_text(vcsim.cert_pem)  # vcsim's certificate is its own CA (CA:TRUE, SAN 127.0.0.1)
+    skip_on_old_simulator(vcsim, "its certificate has a key OpenSSL calls too weak even from a trusted CA file; "
+                          "nsxkube keeps that refusal (a pinned thumbprint is the operator's explicit choice)")
     login(vcsim, Tls(ca_file=ca)).close()
     other = tmp_path / "other-ca.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
@@ -136,6 +139,8 @@ def test_the_inventory_is_read_in_three_requests_whatever_its_size(vcsim_factory
 def test_a_plain_vm_fails_the_template_checks_and_prepare_makes_it_the_template(
         vcsim_factory: Callable[..., Vcsim]) -> None:
     sim = vcsim_factory(vms=1)
+    skip_on_old_simulator(sim, "UpgradeVM_Task stops at its own ESX version vmx-13, and key-indexed extraConfig "
+                          "paths are not served; vCenter upgrades to vmx-15 as prepare asks")
     session = login(sim, Tls(thumbprint=sim.thumbprint_sha256))
     inventory = read_inventory(session)
     datacenter = inventory.find_datacenter("DC0")
@@ -178,6 +183,7 @@ def test_prepare_refuses_a_node_vm(vsphere_lab: VsphereLab) -> None:
 def test_the_template_commands(vcsim_factory: Callable[..., Vcsim], tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     sim = vcsim_factory(vms=1)
+    skip_on_old_simulator(sim, "UpgradeVM_Task stops at its own ESX version vmx-13 (see the prepare test)")
     lab = VsphereLab(sim, None, tmp_path)  # type: ignore[arg-type]
     spec = tmp_path / "cluster.yaml"
     spec.write_text(yaml.safe_dump(with_changes(example_data(), lab.vsphere_keys(template=SIM_VM)), sort_keys=False))

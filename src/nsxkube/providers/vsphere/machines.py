@@ -28,11 +28,12 @@ from nsxkube.providers.vsphere.tasks import TaskWaiter
 VM_PATHS = (
     "name", "config.template", "runtime.powerState", "config.hardware.numCPU", "config.hardware.memoryMB",
     "config.hardware.device", "config.version", "config.instanceUuid", "config.uuid", "config.cpuHotAddEnabled",
-    "config.memoryHotAddEnabled", 'config.extraConfig["disk.EnableUUID"]', f'config.extraConfig["{OWNER_EXTRA_CONFIG}"]',
-    "customValue", "guest.toolsRunningStatus", "guest.net",
+    "config.memoryHotAddEnabled", "config.extraConfig", "customValue", "guest.toolsRunningStatus", "guest.net",
 )  # fmt: skip
 # Whole `runtime` or `config` objects are never read: vcsim (and some vCenter builds) fail to
-# serialize parts of them; these paths are all the phase needs.
+# serialize parts of them; these paths are all the phase needs. The whole extraConfig is read for
+# these few VMs (a key-indexed path such as config.extraConfig["x"] is what the bulk inventory
+# read uses for every VM, but the Debian 0.24 simulator does not answer it).
 CLUSTER_PATHS = ("configurationEx.drsConfig.enabled", "configurationEx.rule")
 
 _CONTROLLERS = {
@@ -80,11 +81,6 @@ def parse_devices(devices: Iterable[Any]) -> tuple[tuple[LiveDisk, ...], tuple[L
     return tuple(d for _, d in sorted(disks, key=lambda pair: pair[0])), tuple(nics)
 
 
-def _option(props: Mapping[str, Any], key: str) -> str | None:
-    option = props.get(f'config.extraConfig["{key}"]')
-    return None if option is None else str(option.value)
-
-
 def live_vm(ref: Any, props: Mapping[str, Any], owner_key: int | None) -> LiveVm:
     disks, nics = parse_devices(props.get("config.hardware.device") or ())
     owner = None
@@ -92,7 +88,7 @@ def live_vm(ref: Any, props: Mapping[str, Any], owner_key: int | None) -> LiveVm
         owner = next((v.value for v in props.get("customValue") or () if v.key == owner_key), None)
     addresses = tuple(ip for nic in props.get("guest.net") or () for ip in (nic.ipAddress or ()))
     version = str(props.get("config.version") or "vmx-0").removeprefix("vmx-")
-    extra = {k: v for k in ("disk.EnableUUID", OWNER_EXTRA_CONFIG) if (v := _option(props, k)) is not None}
+    extra = {o.key: str(o.value) for o in props.get("config.extraConfig") or ()}
     return LiveVm(
         name=props.get("name", ""), moref=ref._moId, is_template=bool(props.get("config.template")),
         power_state=str(props.get("runtime.powerState") or "poweredOff"), cpus=int(props.get("config.hardware.numCPU") or 0),
