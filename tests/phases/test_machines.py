@@ -227,6 +227,21 @@ def test_size_drift_is_corrected_on_a_stopped_vm_and_left_to_the_operator_on_a_r
     assert (fixed.cpus, fixed.memory_mib, fixed.powered_on, fixed.moref) == (4, 16384, True, worker.moref)
 
 
+def test_fewer_workers_in_cluster_yaml_keep_the_vm_and_say_what_to_do(vsphere_lab: VsphereLab) -> None:
+    assert apply(vsphere_lab, vsphere_lab.context()).ok
+    design = vsphere_lab.design({"nodes.workers.count": 1})
+    ctx = vsphere_lab.context(design)
+    result = apply(vsphere_lab, ctx)
+    assert result.ok, result.phases[0].error
+    assert [(c.action, c.name) for c in result.phases[0].changes] == [("delete", "nsxkube-k8s-prod-workers-1")]
+    assert any(t.startswith("manual step: vm k8s-prod-worker-2: this cluster's VM is no longer in cluster.yaml")
+               for t in ctx.reporter.texts("change"))  # shown with the plan; one worker: nothing to spread
+    assert vsphere_lab.vm("k8s-prod-worker-2").powered_on
+    cluster = vsphere_lab.entity("ClusterComputeResource", "DC0_C0").ref
+    rules = vsphere_lab.session.read_objects([cluster], ["configurationEx.rule"])[cluster._moId]
+    assert [r.name for r in rules["configurationEx.rule"]] == ["nsxkube-k8s-prod-control-planes"]
+
+
 def test_an_interrupted_apply_leaves_a_vm_the_next_apply_recognises_and_completes(vsphere_lab: VsphereLab) -> None:
     """The clone carries the extraConfig marker; an apply stopped before the custom attribute is
     set leaves a VM that is still ours (not a conflict), and the next apply marks and starts it."""

@@ -35,10 +35,11 @@ def desired_machines(design: Design) -> list[Machine]:
 
 
 def session_of(ctx: Context) -> Any:
+    """The run's one vCenter session (shared with any other phase that asks for "vsphere")."""
     from nsxkube.providers.vsphere.connection import open_session
 
     return ctx.client("vsphere", lambda c: open_session(
-        c.design.spec.vsphere, c.secret, warn=lambda m: c.reporter.warning("vsphere", m),
+        c.design.spec.vsphere, c.secret, warn=lambda m: c.reporter.warning(PHASE.name, m),
         pool_size=c.options.concurrency + 2), close=lambda s: s.close())
 
 
@@ -84,7 +85,7 @@ class MachinesPhase:
                                     f"in datacenter {placement.datacenter.name}"))
         if state.inventory.owner_field_key is None and any(d.action in ("create", "update") for d in vm_diffs):
             diffs.append(vdiff.Diff("create", "custom-attribute", vdiff.OWNER_FIELD, "the VM ownership marker"))
-        diffs += vm_diffs + vdiff.diff_rules(rules, live.rules, cluster, owned)
+        diffs += vm_diffs + vdiff.diff_leftovers(machines, state.owned) + vdiff.diff_rules(rules, live.rules, cluster, owned)
         ctx.facts[FACTS] = {vm.name: _facts(vm, m) for m in machines if (vm := state.vms.get(m.name))
                             and vm.owned_by(cluster)}
         ctx.facts[_OBSERVED] = Observed(state, machines, placement, rules)
@@ -127,7 +128,12 @@ class MachinesPhase:
 
         built = self._parallel(ctx, [m for m in observed.machines if m.name in todo], build, errors)
         vms = {vm.name: vm for vm in observed.state.vms.values() if vm.owned_by(cluster)} | built
-        self.ensure_rules(ctx, session, waiter, observed, changes, vms)
+        problems: list[str] = []
+        try:  # VMs are started even when their rules could not be set (the error is reported below)
+            self.ensure_rules(ctx, session, waiter, observed, changes, vms)
+        except ProviderError as err:
+            problems.append(f"DRS rules: {err.one_line()}")
+            ctx.reporter.warning(self.name, problems[-1])
         to_start = [vms[m.name] for m in observed.machines if m.name in vms and m.name in todo and m.name not in errors
                     and not vms[m.name].powered_on]
         self._parallel(ctx, to_start, lambda vm: self._power_on(ctx, session, waiter, vm), errors)
@@ -135,9 +141,10 @@ class MachinesPhase:
         by_name = {m.name: m for m in observed.machines}
         ctx.facts[FACTS] = {name: _facts(vm, by_name[name]) for name, vm in vms.items() if name in by_name}
         if errors:
-            raise ProviderError(f"{len(errors)} of {len(todo)} VM(s) failed: "
-                                + "; ".join(f"{name}: {why}" for name, why in sorted(errors.items())),
-                                hint="the others are done; fix the cause and run apply again")
+            problems.insert(0, f"{len(errors)} of {len(todo)} VM(s) failed: "
+                            + "; ".join(f"{name}: {why}" for name, why in sorted(errors.items())))
+        if problems:
+            raise ProviderError("; ".join(problems), hint="the rest is done; fix the cause and run apply again")
         return [c for c in changes if c.mutating]
 
     def ensure_folder(self, session: Any, placement: Placement) -> Any:

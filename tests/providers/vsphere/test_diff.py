@@ -9,6 +9,7 @@ import pytest
 from nsxkube.providers.vsphere.diff import (
     Diff,
     desired_rules,
+    diff_leftovers,
     diff_machine,
     diff_rules,
     diff_teardown,
@@ -152,3 +153,11 @@ def test_teardown_deletes_only_what_carries_the_marker_rules_first() -> None:
         Diff("delete", "vm", "c-cp-1", "power off and delete (vm-1, nsxkube/cluster=c)"),
         Diff("delete", "vm", "c-cp-2", "delete (vm-2, nsxkube/cluster=c)"),
     ]
+
+
+def test_vms_no_longer_in_cluster_yaml_are_left_to_the_operator() -> None:
+    owned = [live(name="c-worker-3", moref="vm-3"), live(name="c-worker-1", moref="vm-1"),
+             live(name="c-tmpl", moref="vm-9", is_template=True)]
+    diffs = diff_leftovers(machines(1, 2), owned)
+    assert [(d.action, d.name) for d in diffs] == [("manual", "c-worker-3")]
+    assert diffs[0].detail.startswith("this cluster's VM is no longer in cluster.yaml: apply never deletes a node")

@@ -86,6 +86,15 @@ def diff_machines(machines: Sequence[Machine], live: Mapping[str, LiveVm], clust
     return [diff_machine(m, live.get(m.name), cluster) for m in machines]
 
 
+def diff_leftovers(machines: Sequence[Machine], owned: Iterable[LiveVm]) -> list[Diff]:
+    """VMs of this cluster that cluster.yaml no longer has (fewer workers): apply never deletes a
+    node, whose workloads must be drained first; the operator is told instead."""
+    wanted = {m.name for m in machines}
+    return [Diff("manual", "vm", vm.name, "this cluster's VM is no longer in cluster.yaml: apply never deletes a "
+                 "node; drain it (kubectl drain, kubectl delete node), then delete the VM")
+            for vm in sorted(owned, key=lambda vm: vm.name) if vm.name not in wanted and not vm.is_template]
+
+
 # ---- DRS anti-affinity rules -------------------------------------------------------------------
 
 
