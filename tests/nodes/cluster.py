@@ -250,7 +250,9 @@ def node_memory(node: Node) -> tuple[int, int]:
     for path in node.cgroups:
         if (path / "memory.stat").exists():
             stats = _memory_stat(path)
-            return stats.get("total_rss", stats.get("rss", 0)), stats.get("total_cache", stats.get("cache", 0))
+            # cgroup v1 (total_rss/total_cache) or v2 (anon/file)
+            return (stats.get("total_rss", stats.get("rss", stats.get("anon", 0))),
+                    stats.get("total_cache", stats.get("cache", stats.get("file", 0))))
     return 0, 0
 
 

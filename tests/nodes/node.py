@@ -403,7 +403,7 @@ def require_node_tools() -> None:
         if not shutil.which(tool):
             pytest.skip(f"test nodes need {tool}")
     if not Path("/sys/fs/cgroup/freezer").is_dir() and not Path("/sys/fs/cgroup/cgroup.controllers").exists():
-        pytest.skip("test nodes need cgroup v1 with the freezer, or cgroup v2")
+        pytest.skip("test nodes need cgroup v1 with the freezer (tried here), or cgroup v2 (untried)")
 
 
 def _save_sysctls() -> dict[str, str]:
