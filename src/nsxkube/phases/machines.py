@@ -63,7 +63,6 @@ class MachinesPhase:
 
     def plan(self, ctx: Context) -> list[Change]:
         from nsxkube.providers.vsphere.observe import observe, resolve_placement
-        from nsxkube.providers.vsphere.template import check_template, failures
 
         spec, cluster = ctx.design.spec, ctx.design.name
         machines = desired_machines(ctx.design)
@@ -71,14 +70,13 @@ class MachinesPhase:
         vm_diffs = vdiff.diff_machines(machines, state.vms, cluster)
         creating = any(d.action == "create" for d in vm_diffs)
         placement = resolve_placement(state, spec.vsphere, with_template=creating)
-        if creating:
-            self._check_template(state, spec.vsphere.template, min(m.disk_gib for m in machines),
-                                 check_template, failures)
+        if creating and state.template is not None:
+            self.ensure_template_ready(state.template, min(m.disk_gib for m in machines))
         live = state.cluster
         rules = vdiff.desired_rules(cluster, machines, live.hosts, spec.vsphere.anti_affinity)
         for warning in vdiff.placement_warnings(live, len(ctx.design.ip_plan.control_planes), spec.vsphere.anti_affinity):
             ctx.reporter.warning(self.name, warning)
-        owned = {m.name for m in machines} | {vm.name for vm in state.owned}
+        owned = {vm.name for vm in state.owned} | {m.name for m in machines if m.name not in state.vms}
         diffs: list[vdiff.Diff] = []
         if creating and placement.folder.missing:
             diffs.append(vdiff.Diff("create", "vm-folder", placement.folder.display,
@@ -91,14 +89,14 @@ class MachinesPhase:
         ctx.facts[_OBSERVED] = Observed(state, machines, placement, rules)
         return [to_change(d) for d in diffs]
 
-    @staticmethod
-    def _check_template(state: Any, name: str, min_disk: int, check: Callable[..., Any], failed: Callable[..., Any]) -> None:
-        if state.template is None:
-            return
-        problems = failed(check(state.template, min_disk_gib=min_disk))
+    def ensure_template_ready(self, template: LiveVm, min_disk_gib: int) -> None:
+        """The preflight of the template: its first failed check, and how many more, as one line."""
+        from nsxkube.providers.vsphere.template import check_template, failures
+
+        problems = failures(check_template(template, min_disk_gib=min_disk_gib))
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise ProviderError(f"template {name} is not ready: {problems[0].one_line()}{more}",
+            raise ProviderError(f"template {template.name} is not ready: {problems[0].one_line()}{more}",
                                 hint="`nsxkube template check` lists every finding with its fix")
 
     # ---- apply ------------------------------------------------------------------------------
