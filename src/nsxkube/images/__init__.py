@@ -1,0 +1,138 @@
+"""Image bundles: container images preloaded onto the nodes, for sites without a registry.
+
+An *image bundle* is one tar archive of images: an OCI image layout (``oci-layout``,
+``index.json``, ``blobs/``, as ``ctr images export``, ``skopeo`` or ``crane`` write it) or a
+``docker save`` archive (``manifest.json`` with ``RepoTags``). Air-gapped sites copy it to each
+node and load it into containerd's ``k8s.io`` namespace, where the kubelet (through the CRI)
+finds its images, so kubeadm, the static Pods and the add-ons never pull. It is the offline twin
+of ``network.registry_mirrors``.
+
+* :func:`bundle_references` reads which images an archive holds, without unpacking it;
+* :func:`missing_images` says which required images a bundle lacks, before anything is copied;
+* :func:`preload_script` is the node-side script: import, then check that every required image
+  is there (exit 1 naming the missing ones).
+
+The test nodes (tests/nodes) load their images with this script over SSH. Not wired yet: a
+``cluster.yaml`` key naming the bundle, a pipeline step copying it to the nodes before
+``kubeadm init``, and the image list derived from the design (it needs the pause and CoreDNS
+versions kubeadm uses per Kubernetes minor in the version set).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tarfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+PRELOAD_SCRIPT = "scripts/preload-images.sh"
+CONTAINERD_NAMESPACE = "k8s.io"  # the namespace the CRI plugin (and so the kubelet) uses
+CONTAINERD_ADDRESS = "/run/containerd/containerd.sock"
+
+_CONTAINERD_NAME = "io.containerd.image.name"
+_OCI_REF_NAME = "org.opencontainers.image.ref.name"
+
+
+class BundleError(ValueError):
+    """The file is not an image bundle nsxkube can read."""
+
+
+def normalize_reference(reference: str) -> str:
+    """The fully qualified name containerd lists: ``pause:3.10`` → ``docker.io/library/pause:3.10``."""
+    name, _, digest = reference.partition("@")
+    first, sep, _ = name.partition("/")
+    if not sep:
+        name = f"docker.io/library/{name}"
+    elif "." not in first and ":" not in first and first != "localhost":
+        name = f"docker.io/{name}"
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last and not digest:
+        name += ":latest"
+    return f"{name}@{digest}" if digest else name
+
+
+def _read_member(archive: tarfile.TarFile, name: str) -> bytes | None:
+    for candidate in (name, f"./{name}"):
+        try:
+            member = archive.getmember(candidate)
+        except KeyError:
+            continue
+        handle = archive.extractfile(member)
+        return handle.read() if handle is not None else None
+    return None
+
+
+def bundle_references(path: Path) -> list[str]:
+    """The image names in a bundle (OCI layout or ``docker save`` archive, plain or gzip), sorted."""
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            index = _read_member(archive, "index.json")
+            manifest = _read_member(archive, "manifest.json")
+    except (OSError, tarfile.TarError) as error:
+        raise BundleError(f"{path}: not a readable tar archive ({error})") from None
+    names: set[str] = set()
+    if manifest is not None:  # docker save
+        for entry in json.loads(manifest):
+            names.update(normalize_reference(tag) for tag in entry.get("RepoTags") or [])
+    if index is not None:  # OCI image layout
+        for descriptor in json.loads(index).get("manifests", []):
+            annotations = descriptor.get("annotations") or {}
+            name = annotations.get(_CONTAINERD_NAME) or annotations.get(_OCI_REF_NAME)
+            if name and ("/" in name or ":" in name):  # a bare ref.name ("v1.35.8") names no image
+                names.add(normalize_reference(name))
+    if index is None and manifest is None:
+        raise BundleError(f"{path}: neither an OCI image layout (index.json) nor a docker save archive (manifest.json)")
+    return sorted(names)
+
+
+def missing_images(path: Path, required: Iterable[str]) -> list[str]:
+    """The required images the bundle does not hold (names normalized as containerd lists them)."""
+    held = set(bundle_references(path))
+    return sorted({normalize_reference(r) for r in required} - held)
+
+
+def preload_script(required: Sequence[str], *, address: str = CONTAINERD_ADDRESS) -> str:
+    """The node-side script: ``preload-images.sh BUNDLE.tar`` imports the bundle into containerd's
+    k8s.io namespace and checks that each required image is listed afterwards."""
+    images = "".join(f"  {shlex.quote(normalize_reference(r))}\n" for r in required)
+    return f"""#!/usr/bin/env bash
+# Loads an image bundle into containerd ({CONTAINERD_NAMESPACE} namespace, where the kubelet finds images)
+# and checks that every image this cluster needs is there, so that nothing has to be pulled.
+#
+# Usage: preload-images.sh BUNDLE.tar
+#   BUNDLE.tar: an OCI image layout archive or a `docker save` archive.
+#   Prints one line per missing image and exits 1 when any is missing; 0 when all are there.
+# Rendered by nsxkube.
+set -euo pipefail
+
+CONTAINERD_ADDRESS=${{NSXKUBE_CONTAINERD_ADDRESS:-{shlex.quote(address)}}}
+REQUIRED=(
+{images})
+
+log() {{ printf '[%s] %s\\n' "${{0##*/}}" "$*" >&2; }}
+die() {{ log "error: $*"; exit 1; }}
+
+main() {{
+  [[ $# -eq 1 ]] || die "usage: ${{0##*/}} BUNDLE.tar"
+  local bundle=$1 listed image missing=0
+  [[ -f $bundle ]] || die "$bundle does not exist"
+  [[ $(id -u) -eq 0 ]] || die "run as root: sudo $0 $bundle"
+  command -v ctr >/dev/null || die "ctr (containerd) is not installed"
+  log "importing $bundle into containerd ({CONTAINERD_NAMESPACE})"
+  ctr --address "$CONTAINERD_ADDRESS" -n {CONTAINERD_NAMESPACE} images import "$bundle" >&2
+  listed=$(ctr --address "$CONTAINERD_ADDRESS" -n {CONTAINERD_NAMESPACE} images ls -q)
+  for image in "${{REQUIRED[@]}}"; do
+    if ! grep -qxF -- "$image" <<<"$listed"; then
+      printf 'missing %s\\n' "$image"
+      missing=$((missing + 1))
+    fi
+  done
+  if ((missing > 0)); then
+    die "$missing of ${{#REQUIRED[@]}} required images are not in the bundle"
+  fi
+  log "all ${{#REQUIRED[@]}} required images are loaded"
+}}
+
+main "$@"
+"""
