@@ -323,4 +323,7 @@ def image_bundle(references: Iterable[str], cache: Path | None = None) -> ImageB
     cached = archive.is_file()
     if not cached:
         write_archive(plan.specs, archive)
+        for older in directory.glob("bundle-*.tar"):  # built from programs that have been rebuilt since
+            if older != archive:
+                older.unlink(missing_ok=True)
     return ImageBundle(archive, tuple(s.reference for s in plan.specs), plan.missing, time.monotonic() - start, cached)
