@@ -61,7 +61,7 @@ def write_spec(tmp_path: Path, nsx: NsxEmulator) -> Path:
 
 def discover(tmp_path: Path, nsx: NsxEmulator, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **env_of(nsx)}
-    return subprocess.run([sys.executable, "-m", "nsxkube.cli.nsx", "discover", str(write_spec(tmp_path, nsx)), *args],
+    return subprocess.run([sys.executable, "-m", "nsxkube", "nsx", "discover", str(write_spec(tmp_path, nsx)), *args],
                           capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
 
 
@@ -87,7 +87,7 @@ def test_discover_text_output_and_a_clean_exit_on_an_empty_nsx(tmp_path: Path) -
 
 def test_discover_with_bad_credentials_is_one_line(tanzu: NsxEmulator, tmp_path: Path) -> None:
     env = {**os.environ, "NSX_USER": "admin", "NSX_PASSWORD": "nope"}
-    done = subprocess.run([sys.executable, "-m", "nsxkube.cli.nsx", "discover", str(write_spec(tmp_path, tanzu))],
+    done = subprocess.run([sys.executable, "-m", "nsxkube", "nsx", "discover", str(write_spec(tmp_path, tanzu))],
                           capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path, stdin=subprocess.DEVNULL)
-    assert done.returncode == 3 and done.stderr.count("\n") == 1 and done.stderr.startswith("error: NSX at")
+    assert done.returncode == 3 and done.stderr.count("\n") == 1 and done.stderr.startswith("error: NSX at"), done.stderr
     assert "Traceback" not in done.stderr

@@ -16,7 +16,7 @@ from nsxkube.spec.model import Tls
 
 def test_lab_nsx_serves_the_tanzu_preset_until_sigterm(tmp_path: Path) -> None:
     log_file = tmp_path / "nsx.jsonl"
-    command = [sys.executable, "-m", "nsxkube.cli.lab", "nsx", "--preset", "tanzu", "--listen", "127.0.0.1:0",
+    command = [sys.executable, "-m", "nsxkube", "lab", "nsx", "--preset", "tanzu", "--listen", "127.0.0.1:0",
                "--log", str(log_file), "--realization-delay", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -42,7 +42,7 @@ def test_lab_nsx_serves_the_tanzu_preset_until_sigterm(tmp_path: Path) -> None:
 
 
 def test_lab_nsx_refuses_an_unknown_preset_in_one_line() -> None:
-    done = subprocess.run([sys.executable, "-m", "nsxkube.cli.lab", "nsx", "--preset", "nope"], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "nsxkube", "lab", "nsx", "--preset", "nope"], capture_output=True,
                           text=True, timeout=30)
     assert done.returncode == 2 and done.stderr.startswith("error: lab nsx: unknown preset 'nope'")
     assert done.stderr.count("\n") == 1

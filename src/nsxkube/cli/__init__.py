@@ -26,6 +26,15 @@ app = typer.Typer(
 )
 
 
+from nsxkube.cli.lab import lab_app  # noqa: E402  (sub-apps import only typer)
+from nsxkube.cli.nsx import nsx_app  # noqa: E402
+from nsxkube.cli.template import template_app  # noqa: E402
+
+app.add_typer(nsx_app, name="nsx")
+app.add_typer(lab_app, name="lab")
+app.add_typer(template_app, name="template")
+
+
 class Output(StrEnum):
     text = "text"
     json = "json"
@@ -86,7 +95,7 @@ def render(
 
 
 PhaseOption = Annotated[
-    str | None, typer.Option("--phase", help="comma-separated phases (network,machines,bootstrap); default all")
+    str | None, typer.Option("--phase", help="comma-separated phases (network,machines,network-bindings,bootstrap); default all")
 ]
 WorkdirOption = Annotated[
     Path | None, typer.Option("--workdir", help="kubeconfig, logs and bundle; default .nsxkube/<name> beside the file")

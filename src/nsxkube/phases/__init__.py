@@ -12,6 +12,7 @@ from nsxkube.pipeline.phase import Phase
 PHASES: dict[str, str] = {
     "network": "nsxkube.phases.network",
     "machines": "nsxkube.phases.machines",
+    "network-bindings": "nsxkube.phases.network_bindings",
     "bootstrap": "nsxkube.phases.bootstrap",
 }
 # Phases the architecture names that this version cannot run yet: asked for by name, they are
