@@ -29,18 +29,6 @@ def client_for(emulator: NsxEmulator, *, basic_auth: bool = True, **kwargs: obje
 
 
 @pytest.fixture
-def nsx() -> Iterator[NsxEmulator]:
-    with NsxEmulator("empty", realization_delay=0) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def tanzu() -> Iterator[NsxEmulator]:
-    with NsxEmulator("tanzu", realization_delay=0) as emulator:
-        yield emulator
-
-
-@pytest.fixture
 def api(nsx: NsxEmulator) -> Iterator[httpx.Client]:
     with client_for(nsx) as client:
         yield client

@@ -3,7 +3,6 @@ the judge: what was sent, how often, and that nothing touched an object nsxkube 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,6 @@ from tests.providers.nsx.helpers import api_calls, emulator_design, make_context
 FREE_CIDR = {"nsx.segment.cidr": "172.16.60.0/24", "nsx.segment.gateway": "172.16.60.1",
              "network.api_vip": "172.16.60.10", "nodes.address_range": "172.16.60.11-172.16.60.99",
              "network.loadbalancer_pools": [{"name": "default", "range": "172.16.60.200-172.16.60.250"}]}
-
-
-@pytest.fixture
-def nsx() -> Iterator[NsxEmulator]:
-    with NsxEmulator("empty", realization_delay=0) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def tanzu() -> Iterator[NsxEmulator]:
-    with NsxEmulator("tanzu", realization_delay=0) as emulator:
-        yield emulator
 
 
 def run(verb: str, ctx: Context) -> runner.RunResult:

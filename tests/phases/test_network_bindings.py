@@ -4,11 +4,8 @@ VIFs. The VMs and their ports come from the lab glue that stands in for vCenter.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from nsxkube.design import Design
 from nsxkube.lab.nsx import NsxEmulator
@@ -22,12 +19,6 @@ from tests.providers.nsx.helpers import api_calls, emulator_design, make_context
 
 SEGMENT = "k8s-nodes-segment"
 OWN_TAG = {"scope": "nsxkube/cluster", "tag": "k8s-prod"}
-
-
-@pytest.fixture
-def nsx() -> Iterator[NsxEmulator]:
-    with NsxEmulator("empty", realization_delay=0) as emulator:
-        yield emulator
 
 
 def with_network(nsx: NsxEmulator, tmp_path: Path, changes: dict[str, Any] | None = None) -> Design:

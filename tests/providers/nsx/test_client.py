@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,12 +18,6 @@ from tests.providers.nsx.helpers import FAST, SESSION_CALLS, api_calls, manager_
 SEGMENT = {"connectivity_path": "/infra/tier-1s/t1-gw",
            "transport_zone_path": "/infra/sites/default/enforcement-points/default/transport-zones/overlay-tz",
            "subnets": [{"gateway_address": "172.16.60.1/24"}]}
-
-
-@pytest.fixture
-def nsx() -> Iterator[NsxEmulator]:
-    with NsxEmulator("empty", realization_delay=0) as emulator:
-        yield emulator
 
 
 def client_for(nsx: NsxEmulator, *, auth: str = "session", tls: Tls | None = None, password: str | None = None,
