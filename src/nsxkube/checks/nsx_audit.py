@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
 
 from nsxkube.checks.nsx_ownership import Ownership, not_ours_reason, ownership_of
 from nsxkube.design import Design
+from nsxkube.findings import Finding, failures
 from nsxkube.providers.nsx.model import LiveInventory, LiveObject
 from nsxkube.render.nsx_objects import (
     desired_nsx_objects,
@@ -25,24 +24,10 @@ from nsxkube.spec.types import IpRange
 
 __all__ = ["Finding", "Ownership", "audit", "failures", "ownership_of"]
 
-Status = Literal["ok", "warn", "fail"]
 OVERLAY_TYPES = ("OVERLAY_STANDARD", "OVERLAY_ENS", "OVERLAY_BACKED")
 FOREIGN_GATEWAY_OWNERS = ("tanzu-ncp", "nsx-operator")
 
 
-@dataclass(frozen=True)
-class Finding:
-    check: str
-    status: Status
-    detail: str
-    hint: str = ""
-
-    def one_line(self) -> str:
-        return f"{self.check}: {self.detail}" + (f" ({self.hint})" if self.hint else "")
-
-
-def failures(findings: list[Finding]) -> list[Finding]:
-    return [f for f in findings if f.status == "fail"]
 
 
 def audit(design: Design, inventory: LiveInventory) -> list[Finding]:

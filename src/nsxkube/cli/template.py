@@ -57,7 +57,7 @@ def _show(findings: list[Any]) -> int:
     for finding in findings:
         typer.echo(f"  {'ok  ' if finding.ok else 'FAIL'} {finding.check}: {finding.detail}")
         if not finding.ok:
-            typer.echo(f"       fix: {finding.fix}")
+            typer.echo(f"       fix: {finding.hint}")
     failed = sum(not f.ok for f in findings)
     typer.echo(f"{failed} of {len(findings)} checks failed" if failed else f"all {len(findings)} checks passed")
     return 1 if failed else 0

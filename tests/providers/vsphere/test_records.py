@@ -53,7 +53,7 @@ def test_template_checks(vm: LiveVm, failed: list[str]) -> None:
     findings = check_template(vm, min_disk_gib=60)
     assert [f.check for f in failures(findings)] == failed
     for finding in findings:
-        assert bool(finding.fix) is not finding.ok  # every failure says how to fix it, a pass says nothing
+        assert bool(finding.hint) is not finding.ok  # every failure says how to fix it, a pass says nothing
         assert "\n" not in finding.one_line()
 
 

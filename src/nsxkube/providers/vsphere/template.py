@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from nsxkube.errors import ProviderError, UsageError
+from nsxkube.findings import Finding, failures, passed_or_failed  # noqa: F401
 from nsxkube.providers.vsphere.diff import gib
 from nsxkube.providers.vsphere.model import KIB_PER_GIB, MIN_HARDWARE_VERSION, Entity, LiveVm
 from nsxkube.providers.vsphere.tasks import TaskWaiter
@@ -21,57 +21,44 @@ from nsxkube.providers.vsphere.tasks import TaskWaiter
 PREPARE = "nsxkube template prepare <cluster.yaml> --vm {name}"
 
 
-@dataclass(frozen=True)
-class Finding:
-    check: str
-    ok: bool
-    detail: str
-    fix: str = ""
-
-    def one_line(self) -> str:
-        return f"{self.check}: {self.detail}" + (f" — {self.fix}" if self.fix else "")
-
-
 def check_template(vm: LiveVm, *, min_disk_gib: int) -> list[Finding]:
     """Every requirement, passed or not, with the fix for each failure (pure)."""
     prepare = PREPARE.format(name=vm.name)
     findings = [
-        Finding("template", vm.is_template, "is a template" if vm.is_template else "is a VM, not a template",
+        passed_or_failed("template", vm.is_template, "is a template" if vm.is_template else "is a VM, not a template",
                 "" if vm.is_template else f"run `{prepare}`: it powers the VM off and marks it as a template"),
-        Finding("hardware version", vm.hardware_version >= MIN_HARDWARE_VERSION, f"vmx-{vm.hardware_version}",
+        passed_or_failed("hardware version", vm.hardware_version >= MIN_HARDWARE_VERSION, f"vmx-{vm.hardware_version}",
                 "" if vm.hardware_version >= MIN_HARDWARE_VERSION else
                 f"the vSphere CSI driver needs vmx-{MIN_HARDWARE_VERSION} or later: `{prepare}` upgrades it"),
     ]
     uuid = vm.extra_config.get("disk.EnableUUID", "")
-    findings.append(Finding("disk.EnableUUID", uuid.upper() == "TRUE", f"= {uuid or 'unset'}",
+    findings.append(passed_or_failed("disk.EnableUUID", uuid.upper() == "TRUE", f"= {uuid or 'unset'}",
                             "" if uuid.upper() == "TRUE" else
                             f"the CSI driver needs disk UUIDs in the guest: `{prepare}` sets it to TRUE"))
     disk = vm.boot_disk
     if disk is None:
-        findings.append(Finding("disk", False, "the VM has no disk", "build the template with the OS on one disk"))
+        findings.append(passed_or_failed("disk", False, "the VM has no disk", "build the template with the OS on one disk"))
     else:
         pvscsi = disk.controller == "pvscsi"
-        findings.append(Finding("SCSI controller", pvscsi, f"boot disk on {disk.controller}",
+        findings.append(passed_or_failed("SCSI controller", pvscsi, f"boot disk on {disk.controller}",
                                 "" if pvscsi else "rebuild the template with a VMware Paravirtual SCSI controller "
                                 "(the guest needs its driver from the first boot; nsxkube does not swap controllers)"))
         fits = disk.capacity_kib <= min_disk_gib * KIB_PER_GIB
         size = gib(disk.capacity_kib, KIB_PER_GIB)
-        findings.append(Finding("disk size", fits, f"{size} GiB, nodes get {min_disk_gib} GiB or more",
+        findings.append(passed_or_failed("disk size", fits, f"{size} GiB, nodes get {min_disk_gib} GiB or more",
                                 "" if fits else f"clones grow a disk but never shrink it: set every role's disk_gib "
                                 f"to at least {size}, or build the template with a smaller disk"))
     count = len(vm.nics)
-    findings.append(Finding("NICs", count == 1, f"{count} NIC(s)", "" if count == 1 else
+    findings.append(passed_or_failed("NICs", count == 1, f"{count} NIC(s)", "" if count == 1 else
                             ("add one vmxnet3 NIC (nodes get one NIC on the node segment)" if count == 0 else
                              "remove all but one NIC: nodes get one NIC on the node segment")))
     if count:
         vmxnet3 = vm.nics[0].adapter == "vmxnet3"
-        findings.append(Finding("NIC type", vmxnet3, vm.nics[0].adapter, "" if vmxnet3 else
+        findings.append(passed_or_failed("NIC type", vmxnet3, vm.nics[0].adapter, "" if vmxnet3 else
                                 f"the node network config matches the vmxnet3 driver: `{prepare}` replaces the NIC"))
     return findings
 
 
-def failures(findings: list[Finding]) -> list[Finding]:
-    return [f for f in findings if not f.ok]
 
 
 # ---- prepare -------------------------------------------------------------------------------------
