@@ -7,6 +7,7 @@ through the vCenter API. Where vcsim falls short of vCenter, the test says so.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -274,9 +275,6 @@ def test_an_interrupted_apply_leaves_a_vm_the_next_apply_recognises_and_complete
      "datastore 'vsanDatastore' not found in datacenter DC0 (set vsphere.datastore to one of: LocalDS_0)"),
     ("vsphere.template", "ubuntu-2204", f"template 'ubuntu-2204' not found in datacenter DC0 (build one (see "
      f"`nsxkube template prepare`) or set vsphere.template; templates there: {TEMPLATE})"),
-    ("vsphere.network", "k8s-nodes-segment", "port group 'k8s-nodes-segment' not found in datacenter DC0 (set "
-     "vsphere.network to the port group of the NSX node segment (NSX shows the segment to vCenter once the network "
-     "phase has created it); networks there: {networks})"),
     ("vsphere.resource_pool", "k8s", "resource pool 'k8s' not found in cluster DC0_C0 (set vsphere.resource_pool to "
      "one of: Resources)"),
     ("vsphere.cluster", "Cluster", "cluster 'Cluster' not found in datacenter DC0 (set vsphere.cluster to one of: "
@@ -286,12 +284,110 @@ def test_a_missing_inventory_object_is_one_line_listing_what_exists(vsphere_lab:
                                                                      expected: str) -> None:
     ctx = vsphere_lab.context(vsphere_lab.design({key: value}))
     result = runner.plan(ctx, [PHASE])
+    assert result.phases[0].error == expected
+
+
+# ---- the node port group: NSX publishes the segment to vCenter seconds after the network phase ---------
+
+SEGMENT = "k8s-lab-segment"  # a name vcsim does not have
+
+
+def segment_design(lab: VsphereLab, **segment: Any) -> Any:
+    """The small cluster on the port group of the segment the network phase creates."""
+    changes = {"nodes.control_planes.count": 1, "nodes.workers.count": 1, "nsx.segment.name": SEGMENT}
+    return lab.design(changes | {f"nsx.segment.{k}": v for k, v in segment.items()}, network=SEGMENT)
+
+
+def publish_portgroup_later(lab: VsphereLab, name: str, delay: float) -> threading.Thread:
+    """What NSX does once it has realized a segment on a VDS: a distributed port group appears in vCenter."""
+    from pyVmomi import vim
+
+    # the switch of the lab's port group (vcsim names and types it differently across versions)
+    switch = lab.entity("DistributedVirtualPortgroup", "DC0_DVPG0").props["config.distributedVirtualSwitch"]
+    spec = vim.dvs.DistributedVirtualPortgroup.ConfigSpec(name=name, type="earlyBinding", numPorts=8)
+
+    def publish() -> None:
+        time.sleep(delay)
+        lab.wait(switch.AddDVPortgroup_Task([spec]))
+
+    thread = threading.Thread(target=publish, name="nsx-publishes", daemon=True)
+    thread.start()
+    return thread
+
+
+def writes(ctx: Any) -> list[str]:
+    """The vCenter methods called that change something (reads are retrievals, views and logins)."""
+    reads = ("Retrieve", "CreateContainerView", "DestroyView", "Login", "RetrieveServiceContent",
+             "CreateFilter", "WaitForUpdates", "DestroyPropertyFilter")
+    return [m for m, n in session_of(ctx).by_method.items() if n and not m.startswith(reads)]
+
+
+def test_plan_before_the_segment_is_published_shows_the_clones_and_warns_once(vsphere_lab: VsphereLab) -> None:
+    ctx = vsphere_lab.context(segment_design(vsphere_lab))
+    result = runner.plan(ctx, [PHASE])
+    assert result.ok, result.phases[0].error
+    # the same changes as on a port group that is there
+    published = vsphere_lab.design({"nodes.control_planes.count": 1, "nodes.workers.count": 1})
+    assert changes(result) == [c.one_line() for c in PHASE.plan(vsphere_lab.context(published))]
+    assert sorted(c.name for c in result.phases[0].changes if c.action == "create" and c.kind == "vm") == [
+        "k8s-prod-cp-1", "k8s-prod-worker-1"]
+    assert [w for w in ctx.reporter.texts("warning") if "port group" in w] == [
+        f"port group {SEGMENT} is not in vCenter yet: NSX publishes it once the network phase has created segment "
+        f"{SEGMENT}; apply waits for it"]
+    assert writes(ctx) == []  # plan stays read-only
+
+
+def test_apply_waits_for_nsx_to_publish_the_port_group_and_puts_the_nics_on_it(vsphere_lab: VsphereLab) -> None:
+    design = segment_design(vsphere_lab)
+    ctx = vsphere_lab.context(design, realization_timeout_seconds=30)
+    publisher = publish_portgroup_later(vsphere_lab, SEGMENT, delay=1.0)
+    result = apply(vsphere_lab, ctx)
+    publisher.join(timeout=30)
+    assert result.ok, result.phases[0].error
+    progress = ctx.reporter.texts("progress")
+    waited = progress.index(f"port group {SEGMENT} 0/1 waiting for NSX to publish it")
+    assert progress.index(f"port group {SEGMENT} 1/1 in vCenter") > waited
+    assert progress.index("k8s-prod-cp-1 0/5 cloning") > waited  # nothing was cloned before it was there
+    portgroup = vsphere_lab.entity("DistributedVirtualPortgroup", SEGMENT)
+    for name in ("k8s-prod-cp-1", "k8s-prod-worker-1"):
+        vm = vsphere_lab.vm(name)
+        assert vm.nics[0].network == portgroup.props["key"], name
+        assert [n._moId for n in vsphere_lab.props(vm, "network")["network"]] == [portgroup.moref]
+
+
+def test_apply_gives_up_on_a_port_group_that_never_appears_before_any_clone(vsphere_lab: VsphereLab) -> None:
+    ctx = vsphere_lab.context(segment_design(vsphere_lab), realization_timeout_seconds=1)
+    start = time.monotonic()
+    result = runner.apply(ctx, [PHASE], "cluster.yaml")
+    assert time.monotonic() - start < 10
+    assert result.phases[0].error == (
+        f"port group {SEGMENT} did not appear in vCenter within 1 s; no VM was created (check that the network phase "
+        f"ran and created segment {SEGMENT}, and that its transport zone {ctx.design.spec.nsx.transport_zone} is "
+        "attached to the VDS of cluster DC0_C0)")
+    assert f"port group {SEGMENT} 0/1 waiting for NSX to publish it" in ctx.reporter.texts("progress")
+    assert all(not vsphere_lab.vms(n) for n in ("k8s-prod-cp-1", "k8s-prod-worker-1"))
+    assert writes(ctx) == []  # not even the folder or the ownership marker field
+
+
+@pytest.mark.parametrize(("network", "segment"), [
+    ("k8s-nodes-segment", {"use_existing": True}),  # someone else's segment: it should be there already
+    ("k8s-nodes-pg", {}),  # not the segment nsxkube creates
+])  # fmt: skip
+def test_a_missing_port_group_that_is_not_the_segment_to_come_is_one_line_listing_the_networks(
+        vsphere_lab: VsphereLab, network: str, segment: dict[str, Any]) -> None:
+    changes = {"nsx.segment.name": "k8s-nodes-segment"} | {f"nsx.segment.{k}": v for k, v in segment.items()}
+    ctx = vsphere_lab.context(vsphere_lab.design(changes, network=network))
+    result = runner.plan(ctx, [PHASE])
     # vcsim lists the DVS uplink port group as a network: it does not serve config.uplink, which
     # vCenter sets on uplink port groups (the code leaves those out on vCenter)
     networks = sorted((e.name for e in read_inventory(vsphere_lab.session).by_kind(
         "Network", "DistributedVirtualPortgroup", "OpaqueNetwork")), key=str.lower)
-    assert result.phases[0].error == expected.format(networks=", ".join(networks))
-    if key == "vsphere.network" and not vsphere_lab.old_simulator:
+    assert result.phases[0].error == (
+        f"port group '{network}' not found in datacenter DC0 (set vsphere.network to the port group of the NSX node "
+        "segment (NSX shows the segment to vCenter once the network phase has created it); networks there: "
+        f"{', '.join(networks)})")
+    assert not [w for w in ctx.reporter.texts("warning") if "not in vCenter yet" in w]
+    if not vsphere_lab.old_simulator:
         assert networks == ["DC0_DVPG0", "DVS0-DVUplinks-8", "VM Network"]
 
 

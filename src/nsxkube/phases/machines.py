@@ -9,6 +9,7 @@ reported with vCenter's error while the others finish; the phase then fails nami
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -24,6 +25,7 @@ from nsxkube.providers.vsphere.model import MIB_PER_GIB, LiveVm, Machine, Machin
 FACTS = "machines"
 _OBSERVED = "machines.observed"  # plan's snapshot, used by the apply of the same run
 STEPS = 5  # cloned, configured, powered on, VMware Tools running, address up
+NETWORK_POLL_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until the realization timeout
 
 
 def desired_machines(design: Design) -> list[Machine]:
@@ -62,14 +64,19 @@ class MachinesPhase:
     # ---- plan -------------------------------------------------------------------------------
 
     def plan(self, ctx: Context) -> list[Change]:
-        from nsxkube.providers.vsphere.observe import observe, resolve_placement
+        from nsxkube.providers.vsphere.observe import network_is_segment_to_come, observe, resolve_placement
 
         spec, cluster = ctx.design.spec, ctx.design.name
         machines = desired_machines(ctx.design)
         state = observe(session_of(ctx), spec.vsphere, cluster, [m.name for m in machines])
         vm_diffs = vdiff.diff_machines(machines, state.vms, cluster)
         creating = any(d.action == "create" for d in vm_diffs)
-        placement = resolve_placement(state, spec.vsphere, with_template=creating)
+        placement = resolve_placement(state, spec.vsphere, with_template=creating,
+                                      network_may_be_unpublished=network_is_segment_to_come(spec))
+        if placement.network is None:
+            ctx.reporter.warning(self.name, f"port group {spec.vsphere.network} is not in vCenter yet: NSX publishes "
+                                 f"it once the network phase has created segment {spec.nsx.segment.name}; "
+                                 "apply waits for it")
         if creating and state.template is not None:
             self.ensure_template_ready(state.template, min(m.disk_gib for m in machines))
         live = state.cluster
@@ -117,6 +124,8 @@ class MachinesPhase:
         waiter = TaskWaiter(session)
         todo = {c.name: c for c in changes if c.kind == "vm" and c.action in ("create", "update")}
         errors: dict[str, str] = {}
+        if observed.placement.network is None and any(c.action == "create" for c in todo.values()):
+            self.ensure_network_published(ctx, session, observed)  # before anything changes
         folder = self.ensure_folder(session, observed.placement) if any(
             c.action == "create" for c in todo.values()) else None
         owner_key = self.ensure_owner_field(session, observed.state.inventory) if todo else None
@@ -144,6 +153,28 @@ class MachinesPhase:
         if problems:
             raise ProviderError("; ".join(problems), hint="the rest is done; fix the cause and run apply again")
         return [c for c in changes if c.mutating]
+
+    def ensure_network_published(self, ctx: Context, session: Any, observed: Observed) -> None:
+        """Waits until NSX has published the node segment as a port group (seconds after the network
+        phase created it), re-reading the bulk inventory with a backoff; ProviderError on timeout."""
+        from nsxkube.providers.vsphere.observe import read_node_network
+
+        spec, timeout = ctx.design.spec, ctx.options.realization_timeout_seconds
+        item = f"port group {spec.vsphere.network}"
+        ctx.reporter.progress(self.name, item, 0, 1, "waiting for NSX to publish it")
+        deadline, attempt = time.monotonic() + timeout, 0
+        while (network := read_node_network(session, spec.vsphere)) is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProviderError(
+                    f"port group {spec.vsphere.network} did not appear in vCenter within {timeout:g} s; no VM was "
+                    "created", hint=f"check that the network phase ran and created segment {spec.nsx.segment.name}, "
+                    f"and that its transport zone {spec.nsx.transport_zone} is attached to the VDS of cluster "
+                    f"{spec.vsphere.cluster}")
+            time.sleep(min(NETWORK_POLL_SECONDS[min(attempt, len(NETWORK_POLL_SECONDS) - 1)], remaining))
+            attempt += 1
+        observed.placement = replace(observed.placement, network=network)
+        ctx.reporter.progress(self.name, item, 1, 1, "in vCenter")
 
     def ensure_folder(self, session: Any, placement: Placement) -> Any:
         from nsxkube.providers.vsphere.machines import create_folder

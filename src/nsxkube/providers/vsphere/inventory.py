@@ -106,9 +106,13 @@ class Inventory:
         return _one([s for s in stores if s.name == name], "datastore", name, f"in datacenter {datacenter.name}",
                     [s.name for s in stores], "vsphere.datastore")
 
+    def networks(self, datacenter: Entity) -> list[Entity]:
+        """The networks a NIC can attach to: standard networks, port groups (not uplinks), opaque networks."""
+        return [n for n in self.within(datacenter, "Network", "DistributedVirtualPortgroup", "OpaqueNetwork")
+                if not n.props.get("config.uplink")]
+
     def find_network(self, datacenter: Entity, name: str) -> LiveNetwork:
-        networks = [n for n in self.within(datacenter, "Network", "DistributedVirtualPortgroup", "OpaqueNetwork")
-                    if not n.props.get("config.uplink")]
+        networks = self.networks(datacenter)
         matches = [n for n in networks if n.name == name]
         # a standard network and a port group may share a name: the port group is the segment
         if len(matches) > 1 and any(m.kind != "Network" for m in matches):

@@ -65,13 +65,15 @@ class LiveFolder:
 @dataclass(frozen=True)
 class Placement:
     """Where node VMs go, resolved from the spec's names. ``template`` is None when no VM is to be
-    created (a re-apply must not need a template that was deleted after the build)."""
+    created (a re-apply must not need a template that was deleted after the build). ``network`` is
+    None while NSX has not yet published the segment the network phase creates as a port group:
+    plan goes on without it, apply waits for it before cloning."""
 
     datacenter: Entity
     cluster: Entity
     datastore: Entity
     resource_pool: Entity
-    network: LiveNetwork
+    network: LiveNetwork | None
     folder: LiveFolder
     template: LiveVm | None = None
 

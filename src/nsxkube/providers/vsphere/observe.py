@@ -9,8 +9,8 @@ from typing import Any
 
 from nsxkube.providers.vsphere.inventory import Inventory, read_inventory
 from nsxkube.providers.vsphere.machines import read_details
-from nsxkube.providers.vsphere.model import Entity, LiveCluster, LiveVm, Placement
-from nsxkube.spec.model import Vsphere
+from nsxkube.providers.vsphere.model import Entity, LiveCluster, LiveNetwork, LiveVm, Placement
+from nsxkube.spec.model import ClusterSpec, Vsphere
 
 
 @dataclass
@@ -54,8 +54,16 @@ def observe(session: Any, vsphere: Vsphere, cluster_name: str, node_names: Itera
                      templates[0] if len(templates) == 1 else None, cluster_entity)
 
 
-def resolve_placement(state: LiveState, vsphere: Vsphere, *, with_template: bool) -> Placement:
-    """The spec's names resolved; ProviderError (naming what is missing and what exists) otherwise."""
+def network_is_segment_to_come(spec: ClusterSpec) -> bool:
+    """Whether the node port group is the segment the network phase creates: NSX publishes it to
+    vCenter only after that, so its absence before the first apply is expected, not a mistake."""
+    return not spec.nsx.segment.use_existing and spec.vsphere.network == spec.nsx.segment.name
+
+
+def resolve_placement(state: LiveState, vsphere: Vsphere, *, with_template: bool,
+                      network_may_be_unpublished: bool = False) -> Placement:
+    """The spec's names resolved; ProviderError (naming what is missing and what exists) otherwise.
+    With ``network_may_be_unpublished``, a port group that is not in vCenter yet leaves ``network`` None."""
     inventory, datacenter = state.inventory, state.datacenter
     cluster = state.cluster_entity or inventory.find_cluster(datacenter, vsphere.cluster)
     template = None
@@ -67,7 +75,25 @@ def resolve_placement(state: LiveState, vsphere: Vsphere, *, with_template: bool
         cluster=cluster,
         datastore=inventory.find_datastore(datacenter, vsphere.datastore),
         resource_pool=inventory.find_resource_pool(cluster, vsphere.resource_pool),
-        network=inventory.find_network(datacenter, vsphere.network),
+        network=find_node_network(inventory, datacenter, vsphere.network,
+                                  may_be_unpublished=network_may_be_unpublished),
         folder=inventory.find_folder(datacenter, vsphere.folder),
         template=template,
     )
+
+
+def find_node_network(inventory: Inventory, datacenter: Entity, name: str, *,
+                      may_be_unpublished: bool) -> LiveNetwork | None:
+    """The node port group; None when it may be unpublished and no network has its name (a name
+    that is there twice still raises, as does a missing one that may not be unpublished)."""
+    if may_be_unpublished and all(n.name != name for n in inventory.networks(datacenter)):
+        return None
+    return inventory.find_network(datacenter, name)
+
+
+def read_node_network(session: Any, vsphere: Vsphere) -> LiveNetwork | None:
+    """The node port group from a fresh bulk inventory read (three requests); None while NSX has
+    not published it."""
+    inventory = read_inventory(session)
+    datacenter = inventory.find_datacenter(vsphere.datacenter)
+    return find_node_network(inventory, datacenter, vsphere.network, may_be_unpublished=True)
