@@ -348,3 +348,20 @@ def test_an_unreachable_node_is_reported_in_one_line_with_its_address(hosts_avai
         assert not result.ok and "\n" not in error
         assert error.startswith("cannot reach k8s-prod-worker-1 (10.213.66.12) on port 22: No route to host"), error
         assert the_lab.calls("kubeadm") == []
+
+
+def test_a_plan_with_the_machines_phase_plans_nodes_without_vms_as_new_and_connects_to_none(tmp_path: Path) -> None:
+    """`nsxkube plan` on a fresh environment: the machines phase ran before and found no VMs, so
+    there is nothing to SSH into yet. The addresses are TEST-NET ones: a connection would fail."""
+    design = design_for("192.0.2", tmp_path / "key", 3, 2)
+    ctx = Context(design, Options(workdir=tmp_path, timeout_seconds=5), RecordingReporter(), secret=lambda n, w: "")
+    ctx.facts["machines"] = {}  # what the machines phase leaves when none of the VMs exists yet
+    try:
+        changes = PHASE.plan(ctx)
+    finally:
+        ctx.close()
+    nodes = [c for c in changes if c.kind in ("control-plane", "worker")]
+    assert [(c.action, c.name) for c in nodes] == [("create", n.name) for n in design.ip_plan.nodes]
+    assert all(c.detail.startswith("once its VM is up: ") for c in nodes)
+    assert "nodes" not in ctx._clients  # no SSH client was even made
+    assert [c.kind for c in changes if c not in nodes] == ["kubeconfig"]

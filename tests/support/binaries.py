@@ -17,17 +17,16 @@ where they came from.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
-import signal
 import socket
-import subprocess
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# re-exported for the fixtures: one implementation, shared with the product's lab
+from nsxkube.lab.process import log_tail, start_process, stop_process  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "tests" / "bin" / "build.sh"
@@ -162,64 +161,7 @@ def require_binaries(*names: str) -> dict[str, Path]:
 
 
 # ---- running them ----------------------------------------------------------------------
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the child gets SIGTERM when the test process dies, even by SIGKILL."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-
-
-def start_process(
-    argv: Sequence[str | os.PathLike[str]],
-    *,
-    log_path: Path,
-    stdin: int | None = subprocess.DEVNULL,
-    env: dict[str, str] | None = None,
-) -> subprocess.Popen[bytes]:
-    """Starts a server program with stdout and stderr going to ``log_path``.
-
-    The program ends with the test process (PR_SET_PDEATHSIG on Linux), so a killed pytest
-    leaves no server behind.
-    """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [os.fspath(a) for a in argv],
-            stdin=stdin,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            preexec_fn=_die_with_parent,
-        )
-
-
-def stop_process(proc: subprocess.Popen[bytes], *, timeout: float = 10.0) -> int:
-    """SIGTERM, then SIGKILL after ``timeout``; returns the exit code. Idempotent."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout)
-    if proc.stdin is not None:
-        proc.stdin.close()
-    return proc.returncode
-
-
-def log_tail(path: Path, lines: int = 25) -> str:
-    """The last lines of a program's log, for error messages."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        return f"(no log: {exc})"
-    return "\n".join(text.splitlines()[-lines:])
+# start_process / stop_process / log_tail are the product lab's (nsxkube.lab.process), imported above.
 
 
 def free_port(host: str = "127.0.0.1") -> int:

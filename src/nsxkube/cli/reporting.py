@@ -21,7 +21,7 @@ class TerminalReporter:
     def __init__(self, console: Console | None = None, verbose: bool = False) -> None:
         self.console = console or Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 150)
         self.verbose = verbose
-        self._last_progress: dict[tuple[str, str], float] = {}
+        self._last_progress: dict[tuple[str, str], tuple[float, str]] = {}  # (phase, item) → (when, line)
 
     def phase_started(self, phase: str, title: str) -> None:
         self.console.print(f"[bold]▶ {phase}[/]: {title}")
@@ -37,12 +37,14 @@ class TerminalReporter:
         self.console.print(f"  · {message}", markup=False)
 
     def progress(self, phase: str, item: str, done: int, total: int, status: str = "") -> None:
-        key = (phase, item)
+        key, line = (phase, item), f"  … {item}: {done}/{total} {status}".rstrip()
         now = time.monotonic()
-        if done < total and now - self._last_progress.get(key, 0.0) < 2.0:
+        last_time, last_line = self._last_progress.get(key, (0.0, ""))
+        # at most one line per item every 2 s, and the same line again only as a 30 s heartbeat
+        if done < total and (now - last_time < 2.0 or (line == last_line and now - last_time < 30.0)):
             return
-        self._last_progress[key] = now
-        self.console.print(f"  … {item}: {done}/{total} {status}".rstrip(), markup=False)
+        self._last_progress[key] = (now, line)
+        self.console.print(line, markup=False)
 
     def warning(self, phase: str, message: str) -> None:
         self.console.print(f"[yellow]  warning:[/] {message}")

@@ -50,6 +50,7 @@ def run(verb: str, spec_path: Path, phase_names: str | None, workdir: Path | Non
             result = runner.destroy(ctx, selected, confirm=lambda changes: _confirm(changes, yes))
     finally:
         ctx.close()
+    record_run(ctx.options.workdir, result)
     if as_json:
         print(json.dumps(_result_dict(result), indent=2))
     else:
@@ -57,6 +58,27 @@ def run(verb: str, spec_path: Path, phase_names: str | None, workdir: Path | Non
         assert isinstance(reporter, TerminalReporter)
         show_timings(reporter.console, result)
     return 0 if result.ok else 1
+
+
+RECORD = "last-{verb}.json"
+
+
+def record_run(workdir: Path, result: runner.RunResult) -> Path:
+    """Keeps what the last plan / apply / destroy did (phases, changes, timings; never a secret)
+    in the work directory, for the operator and for `nsxkube lab summary`."""
+    import datetime as dt
+
+    path = workdir / RECORD.format(verb=result.verb)
+    record = {**_result_dict(result), "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_record(workdir: Path, verb: str) -> dict[str, object] | None:
+    try:
+        return json.loads((workdir / RECORD.format(verb=verb)).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _confirm(changes: list[Change], yes: bool) -> bool:

@@ -28,6 +28,7 @@ from nsxkube.pipeline.context import Context
 
 T = TypeVar("T")
 FACTS = "bootstrap"
+MACHINE_FACTS = "machines"  # what the machines phase knows of the VMs that exist (nsxkube.phases.machines.FACTS)
 _OBSERVED = "bootstrap.observed"
 REMOTE_BUNDLE = "/var/lib/nsxkube/bundle"
 JOIN_KEYS = ("NSXKUBE_JOIN_TOKEN", "NSXKUBE_CA_CERT_HASH", "NSXKUBE_CERTIFICATE_KEY")
@@ -94,13 +95,19 @@ class BootstrapPhase:
     def plan(self, ctx: Context) -> list[Change]:
         from nsxkube.providers.nodes import facts
 
-        client, design, timeouts = client_of(ctx), ctx.design, Timeouts.of(ctx)
+        design, timeouts = ctx.design, Timeouts.of(ctx)
         nodes = design.ip_plan.nodes
-        outputs = self._each(ctx, nodes, lambda n: self._run(client, n, "reading the node's state",
-                                                             facts.STATE_SCRIPT, timeouts.short).stdout)
-        live = {n.name: facts.parse_state(n.name, outputs[n.name]) for n in nodes}
+        # A plan of several phases: nodes whose VM the machines phase has yet to create cannot be
+        # asked anything; they are planned as new, and nothing connects to them.
+        vms = ctx.facts.get(MACHINE_FACTS)
+        pending = {n.name for n in nodes if vms is not None and n.name not in vms}
+        reachable = [n for n in nodes if n.name not in pending]
+        client = client_of(ctx) if reachable else None
+        outputs = self._each(ctx, reachable, lambda n: self._run(client, n, "reading the node's state",
+                                                                 facts.STATE_SCRIPT, timeouts.short).stdout)
+        live = {n.name: facts.parse_state(n.name, outputs.get(n.name, "")) for n in nodes}
         first = design.ip_plan.control_planes[0]
-        changes = [self._node_change(n, live[n.name], n is first) for n in nodes]
+        changes = [self._node_change(n, live[n.name], n is first, pending=n.name in pending) for n in nodes]
         observed = Observed(live)
         if live[first.name].initialized:
             changes += self._cluster_changes(ctx, client, first, live)
@@ -110,8 +117,8 @@ class BootstrapPhase:
         return changes
 
     @staticmethod
-    def _node_change(node: Node, live: Any, first: bool) -> Change:
-        steps = "wait for cloud-init, preflight and MTU probe, "
+    def _node_change(node: Node, live: Any, first: bool, *, pending: bool = False) -> Change:
+        steps = ("once its VM is up: " if pending else "") + "wait for cloud-init, preflight and MTU probe, "
         if first:
             if live.initialized:
                 return Change("unchanged", "control-plane", node.name, "initialized")

@@ -73,7 +73,7 @@ class MachinesPhase:
         creating = any(d.action == "create" for d in vm_diffs)
         placement = resolve_placement(state, spec.vsphere, with_template=creating,
                                       network_may_be_unpublished=network_is_segment_to_come(spec))
-        if placement.network is None:
+        if placement.network is None and creating:
             ctx.reporter.warning(self.name, f"port group {spec.vsphere.network} is not in vCenter yet: NSX publishes "
                                  f"it once the network phase has created segment {spec.nsx.segment.name}; "
                                  "apply waits for it")

@@ -9,12 +9,13 @@ the code under test always opens its own.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nsxkube.design import Design
+from nsxkube.lab import template as lab_template
+from nsxkube.lab.template import make_template
 from nsxkube.pipeline.context import Context, Options
 from nsxkube.pipeline.reporter import RecordingReporter
 from nsxkube.providers.vsphere.connection import Session, connect
@@ -22,14 +23,13 @@ from nsxkube.providers.vsphere.inventory import read_inventory
 from nsxkube.providers.vsphere.machines import read_vm
 from nsxkube.providers.vsphere.model import LiveVm
 from nsxkube.providers.vsphere.tasks import TaskWaiter
-from nsxkube.providers.vsphere.template import prepare_template
 from nsxkube.spec.model import Tls
 from tests.providers.vsphere.guest import GuestSimulator
 from tests.support.specs import example_design
 from tests.support.vcsim import Vcsim
 
-TEMPLATE = "ubuntu-2404-k8s-template"
-SIM_VM = "DC0_C0_RP0_VM0"  # the VM vcsim creates with vms=1
+TEMPLATE = lab_template.TEMPLATE
+SIM_VM = lab_template.SAMPLE_VM  # the VM vcsim creates with vms=1
 
 
 @dataclass
@@ -129,19 +129,5 @@ def make_lab(sim: Vcsim, workdir: Path) -> VsphereLab:
     session = connect(sim.host, sim.port, sim.username, sim.password, Tls(thumbprint=sim.thumbprint_sha256),
                       warn=lambda m: None, pool_size=4)
     lab = VsphereLab(sim, session, workdir)
-    raw = lab.vm(SIM_VM)
-    pool = lab.entity("ResourcePool", "Resources")
-    prepare_template(session, TaskWaiter(session), raw, pool, timeout=30, step=lambda m: None)
-    if lab.old_simulator and lab.vm(SIM_VM).hardware_version < 15:
-        # vcsim 0.24's UpgradeVM_Task stops at its own ESX version, vmx-13; only that simulator
-        # takes a version in a reconfigure (vCenter sets it at creation or by upgrade alone)
-        from pyVmomi import vim
-
-        lab.vm(SIM_VM).ref.MarkAsVirtualMachine(pool=pool.ref)
-        lab.wait(raw.ref.ReconfigVM_Task(spec=vim.vm.ConfigSpec(version="vmx-15")))
-        raw.ref.MarkAsTemplate()
-    lab.wait(raw.ref.Rename_Task(TEMPLATE))
-    deadline = time.monotonic() + 5
-    while not lab.vms(TEMPLATE) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    make_template(session, source=SIM_VM, name=TEMPLATE, old_simulator=lab.old_simulator)
     return lab

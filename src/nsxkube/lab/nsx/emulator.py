@@ -26,7 +26,7 @@ from nsxkube.lab.nsx.server import EmulatorHttpServer, require_loopback
 from nsxkube.lab.nsx.store import Store
 from nsxkube.lab.nsx.tls import Certificate, create_self_signed, server_context
 from nsxkube.lab.nsx.transaction import NOT_PROTECTED, REQUIRE_OVERRIDE, Actor
-from nsxkube.lab.nsx.vms import LabVm, attach_vm
+from nsxkube.lab.nsx.vms import LabVm, attach_vm, detach_vm
 
 DEFAULT_USERNAME = "admin"
 
@@ -161,6 +161,10 @@ class NsxEmulator:
         """What vCenter + NSX do when VM `name` powers on with a NIC on the segment: inventory VM,
         VIF and segment port (see `vms.attach_vm`)."""
         return attach_vm(self.api, name, segment_id, external_id=external_id, mac=mac, tags=tags)
+
+    def detach_vm(self, external_id: str) -> list[str]:
+        """What NSX does when vCenter reports VM `external_id` deleted: forgets it, removes its ports."""
+        return detach_vm(self.api, external_id)
 
     def vm(self, external_id: str) -> dict[str, Any] | None:
         """A VM of the inventory as NSX lists it, or None."""

@@ -61,6 +61,13 @@ class Inventory:
             self._vifs[vif["external_id"]] = vif
         return copy.deepcopy(vif)
 
+    def remove_vm(self, external_id: str) -> list[str]:
+        """Forgets a VM and its VIFs (vCenter reported it deleted); returns the VIFs' attachment ids."""
+        with self._lock:
+            self._vms.pop(external_id, None)
+            gone = [k for k, v in self._vifs.items() if v["owner_vm_id"] == external_id]
+            return [self._vifs.pop(k)["lport_attachment_id"] for k in gone]
+
     def vm(self, external_id: str) -> dict[str, Any] | None:
         with self._lock:
             found = self._vms.get(external_id)

@@ -55,3 +55,17 @@ def attach_vm(api: NsxApi, name: str, segment_id: str, *, external_id: str | Non
     port = {"display_name": f"{name}/{name}.vmx@{attachment_id}", "attachment": {"id": attachment_id, "type": "PARENT"}}
     note_changes(api.realizer, plant(api.store, PORT_CREATOR, [(port_path, port)]))
     return LabVm(name, external_id, mac, attachment_id, port_path)
+
+
+def detach_vm(api: NsxApi, external_id: str) -> list[str]:
+    """VM `external_id` was deleted in vCenter: NSX forgets it and removes its segment ports.
+    Returns the policy paths of the ports removed."""
+    attachments = set(api.inventory.remove_vm(external_id))
+    ports = [p for p, o in api.store.committed().items()
+             if o.get("resource_type") == "SegmentPort" and (o.get("attachment") or {}).get("id") in attachments]
+    if ports:
+        with api.store.transaction(PORT_CREATOR) as tx:
+            for path in ports:
+                tx.delete(path, subtree=True)
+        note_changes(api.realizer, tx.changes)
+    return sorted(ports)

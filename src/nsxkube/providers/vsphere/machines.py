@@ -209,6 +209,7 @@ def clone_spec(placement: Placement, machine: Machine, cluster: str) -> Any:
 
     template = placement.template
     assert template is not None, "the template is resolved whenever a VM is to be created"
+    assert placement.network is not None, "apply waits for the port group before any clone"
     extra = {**machine.guestinfo, "disk.EnableUUID": "TRUE", OWNER_EXTRA_CONFIG: cluster}
     config = size_spec(template, machine) or vim.vm.ConfigSpec()
     config.numCPUs, config.memoryMB = machine.cpus, machine.memory_mib

@@ -1,0 +1,137 @@
+"""`lab up` / `lab down` / `lab status`: start the supervisor in the background, find it again,
+stop it and check that nothing is left listening."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nsxkube.errors import ProviderError, UsageError
+from nsxkube.lab import state as files
+from nsxkube.lab.process import log_tail, pid_alive, port_is_open
+
+START_TIMEOUT = 90.0
+STOP_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class UpResult:
+    lab: files.LabState
+    started: bool  # False: it was running already
+    seconds: float
+
+
+def up(lab_dir: Path, *, vcenter_port: int = 0, nsx_port: int = 0,
+       progress: Callable[[str], None] = lambda message: None) -> UpResult:
+    """Starts the lab in ``lab_dir`` (or finds it running there) and waits until it is ready."""
+    from nsxkube.lab.spec import is_lab_file
+    from nsxkube.lab.vcsim import locate_vcsim
+
+    began = time.monotonic()
+    lab_dir = lab_dir.resolve()
+    running = status(lab_dir)
+    if running is not None:
+        return UpResult(running, False, time.monotonic() - began)
+    cluster_file = lab_dir / files.CLUSTER_FILE
+    if cluster_file.exists() and not is_lab_file(cluster_file):
+        raise UsageError(f"{cluster_file} exists and was not written by `nsxkube lab up`; the lab would overwrite it",
+                         hint="pass another directory with --dir")
+    program = locate_vcsim()  # fails here, before anything starts, when the simulator is not built
+    progress(f"starting the vCenter simulator ({program.origin}) and the NSX emulator")
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(lab_dir, 0o700)
+    (lab_dir / files.STATE_FILE).unlink(missing_ok=True)
+    log_path = lab_dir / files.LOG_FILE
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", files.SUPERVISOR_MODULE, str(lab_dir),
+             "--vcenter-listen", f"127.0.0.1:{vcenter_port}", "--nsx-listen", f"127.0.0.1:{nsx_port}"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives this command and its terminal
+            env={**os.environ, "NSXKUBE_VCSIM": str(program.path)},
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        lab = files.read_state(lab_dir)
+        if lab is not None and lab.pid == process.pid:
+            return UpResult(lab, True, time.monotonic() - began)
+        if process.poll() is not None:
+            raise ProviderError(f"the lab did not start: {_last_line(log_path)}",
+                                hint=f"the whole log is {log_path}")
+        time.sleep(0.1)
+    _terminate(process.pid)
+    raise ProviderError(f"the lab was not ready after {START_TIMEOUT:.0f} s: {_last_line(log_path)}",
+                        hint=f"see {log_path}")
+
+
+def status(lab_dir: Path) -> files.LabState | None:
+    """The running lab in ``lab_dir``, or None (a stale lab.json of a dead supervisor is removed)."""
+    lab = files.read_state(lab_dir.resolve())
+    if lab is None:
+        return None
+    if pid_alive(lab.pid) and files.is_supervisor(lab.pid):
+        return lab
+    (lab_dir / files.STATE_FILE).unlink(missing_ok=True)
+    return None
+
+
+@dataclass(frozen=True)
+class DownResult:
+    lab: files.LabState | None  # None: nothing was running
+    seconds: float
+    still_open: tuple[str, ...] = ()
+
+
+def down(lab_dir: Path) -> DownResult:
+    """Stops the lab's supervisor (it stops both simulators) and checks their ports are closed.
+    The cluster file, reports and bundle stay; lab.env's throwaway credentials go with the lab."""
+    began = time.monotonic()
+    lab_dir = lab_dir.resolve()
+    lab = status(lab_dir)
+    if lab is None:
+        return DownResult(None, time.monotonic() - began)
+    _terminate(lab.pid)
+    (lab_dir / files.STATE_FILE).unlink(missing_ok=True)
+    (lab_dir / files.ENV_FILE).unlink(missing_ok=True)
+    deadline = time.monotonic() + 5
+    open_ports = [s for s in lab.services if port_is_open(s.host, s.port)]
+    while open_ports and time.monotonic() < deadline:
+        time.sleep(0.1)
+        open_ports = [s for s in open_ports if port_is_open(s.host, s.port)]
+    return DownResult(lab, time.monotonic() - began, tuple(f"{s.name} {s.host}:{s.port}" for s in open_ports))
+
+
+def _terminate(pid: int) -> None:
+    """SIGTERM the supervisor's session, SIGKILL it after a grace period."""
+    for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            _reap(pid)
+            if not pid_alive(pid):
+                return
+            time.sleep(0.05)
+
+
+def _reap(pid: int) -> None:
+    """Collects the exit status when the supervisor is our own child (lab up then down in one process)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _last_line(log_path: Path) -> str:
+    lines = [line for line in log_tail(log_path, 40).splitlines() if line.strip()]
+    failed = [line for line in lines if "failed" in line or "Error" in line]
+    return (failed or lines or ["(empty log)"])[-1]

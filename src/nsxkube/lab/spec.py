@@ -1,0 +1,82 @@
+"""The lab's cluster.yaml: the example file (`nsxkube init`) pointed at the two simulators.
+
+Only what the lab forces changes: the vCenter simulator's inventory names, both endpoints with
+their certificate thumbprints, the emulator's transport zone and tier-1, a throwaway SSH key — and
+the node network moved from 172.16.50.0/24 to 172.16.51.0/24, because the `tanzu` preset holds a
+Tanzu segment on 172.16.50.128/25 (`nsx discover` reports that overlap, and suggests this range).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+LAB_MARKER = "# Written by `nsxkube lab up`"
+CLUSTER_NAME = "k8s-lab"
+SEED_PREFIX = "172.16.50."
+LAB_PREFIX = "172.16.51."
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    thumbprint: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def _replace(text: str, pattern: str, replacement: str, *, count: int = 1) -> str:
+    """Substitutes exactly ``count`` matches (0: at least one) — the example changing shape must
+    fail loudly here, not write a lab file that silently keeps the example's values."""
+    new, found = re.subn(pattern, replacement, text, flags=re.MULTILINE)
+    if found == 0 or (count and found != count):
+        raise RuntimeError(f"lab cluster.yaml: {pattern!r} matched {found} times in the example, expected {count or '1+'}")
+    return new
+
+
+def lab_cluster_yaml(example: str, *, vcenter: Endpoint, nsx: Endpoint, public_key: str, private_key_file: Path) -> str:
+    """The example text with the lab's values; comments and layout are kept."""
+    text = example
+    for pattern, value in (
+        (r"^  server: vcenter\.example\.com", f"  server: {vcenter.address}"),
+        (r"^  datacenter: Datacenter\b", "  datacenter: DC0"),
+        (r"^  cluster: Cluster\b", "  cluster: DC0_C0"),
+        (r"^  datastore: vsanDatastore\b", "  datastore: LocalDS_0"),
+        (r'^    # thumbprint: "AA:BB:…" .*$', f'    thumbprint: "{vcenter.thumbprint}"   # the lab simulator’s certificate'),
+        (r"^  manager: nsx\.example\.com", f"  manager: {nsx.address}"),
+        (r"^(  tls:\n)(    insecure: false\n  auth:)", r'\g<1>    thumbprint: "' + nsx.thumbprint + r'"   # the lab emulator’s certificate\n\g<2>'),
+        (r"^  transport_zone: nsx-overlay-transportzone", "  transport_zone: overlay-tz"),
+        (r"^  tier1: t1-k8s ", "  tier1: t1-gw  "),
+        (r"^    - ssh-ed25519 .*$", f"    - {public_key}"),
+        (r"^  private_key_file: ~/\.ssh/id_ed25519", f"  private_key_file: {private_key_file}"),
+    ):
+        text = _replace(text, pattern, value)
+    text = _replace(text, re.escape(SEED_PREFIX), LAB_PREFIX, count=0)
+    header = (f"{LAB_MARKER} for the simulators in this directory; `lab up` rewrites it.\n"
+              f"# The node network is {LAB_PREFIX}0/24, not the seed plan's {SEED_PREFIX}0/24: the lab's NSX\n"
+              "# (preset tanzu) has a Tanzu segment on 172.16.50.128/25 — `nsxkube nsx discover` shows it.\n")
+    return header + text
+
+
+def is_lab_file(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return handle.readline().startswith(LAB_MARKER)
+    except OSError:
+        return False
+
+
+def ssh_keypair(comment: str) -> tuple[bytes, str]:
+    """(private key in OpenSSH PEM, public key line): a throwaway ed25519 key for the lab's nodes."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, f"{public.decode()} {comment}"

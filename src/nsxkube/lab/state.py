@@ -1,0 +1,89 @@
+"""The lab directory: what `lab up` writes there and how `lab down` finds what to stop.
+
+    DIR/cluster.yaml        the cluster file, pointed at the simulators (rewritten by every up)
+    DIR/lab.env             export lines: the credential variables cluster.yaml names (0600)
+    DIR/lab.json            the running lab: supervisor pid, endpoints, thumbprints (0600, no secrets)
+    DIR/lab.log             the supervisor's log; DIR/vcsim.log the simulator's
+    DIR/nsx-requests.jsonl  one JSON line per NSX API request
+    DIR/ssh/id_ed25519      a throwaway key for the (simulated) nodes
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "lab.json"
+ENV_FILE = "lab.env"
+LOG_FILE = "lab.log"
+VCSIM_LOG = "vcsim.log"
+REQUEST_LOG = "nsx-requests.jsonl"
+CLUSTER_FILE = "cluster.yaml"
+SSH_KEY = "ssh/id_ed25519"
+SUPERVISOR_MODULE = "nsxkube.lab.supervisor"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str  # "vcenter" | "nsx"
+    host: str
+    port: int
+    thumbprint: str
+    detail: str  # e.g. "govmomi v0.56.0 (Go module)" or "preset tanzu"
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class LabState:
+    pid: int
+    started_at: str
+    cluster: str
+    services: tuple[Service, ...]
+
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "services": [asdict(s) for s in self.services]}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> LabState:
+        data: dict[str, Any] = json.loads(text)
+        return cls(int(data["pid"]), str(data["started_at"]), str(data["cluster"]),
+                   tuple(Service(**s) for s in data["services"]))
+
+
+def write_private(path: Path, content: str | bytes) -> None:
+    """Writes a file only its owner can read, atomically (readers never see half of it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    fd = os.open(temporary, flags, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content.encode() if isinstance(content, str) else content)
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, path)
+
+
+def read_state(lab_dir: Path) -> LabState | None:
+    try:
+        return LabState.from_json((lab_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        return None  # a torn or foreign file: treated as no running lab (its pid is checked anyway)
+
+
+def is_supervisor(pid: int) -> bool:
+    """Whether ``pid`` is a lab supervisor (a pid in a stale lab.json may belong to anything now)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return SUPERVISOR_MODULE.encode() in cmdline

@@ -1,0 +1,140 @@
+"""The lab's background process (`python -m nsxkube.lab.supervisor DIR`, started by `lab up`):
+runs vcsim and the NSX emulator, prepares the template, writes the lab files, then keeps the two
+simulators talking (nsxkube.lab.bridge) and the node guests "booting" (nsxkube.lab.guest) until
+SIGTERM — when it stops both and removes DIR/lab.json."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from nsxkube.lab import state as files
+
+if TYPE_CHECKING:
+    from nsxkube.lab.bridge import NsxVcenterBridge
+    from nsxkube.lab.guest import GuestSimulator
+    from nsxkube.lab.nsx import NsxEmulator
+    from nsxkube.lab.vcsim import VcsimServer
+
+POLL_SECONDS = 0.2
+VCENTER_USER = "administrator@vsphere.local"
+NSX_PRESET = "tanzu"
+NSX_REALIZATION_DELAY = 0.3
+
+
+def log(message: str) -> None:
+    print(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {message}", flush=True)
+
+
+def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str) -> int:
+    from nsxkube.cli.commands import example_text
+    from nsxkube.lab.bridge import NsxVcenterBridge
+    from nsxkube.lab.guest import GuestSimulator
+    from nsxkube.lab.nsx import NsxEmulator, parse_listen
+    from nsxkube.lab.spec import CLUSTER_NAME, Endpoint, lab_cluster_yaml, ssh_keypair
+    from nsxkube.lab.template import make_template
+    from nsxkube.lab.vcsim import locate_vcsim, start_vcsim
+    from nsxkube.providers.vsphere.connection import connect
+    from nsxkube.spec.model import Tls
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+    program = locate_vcsim()
+    vcsim = start_vcsim(program, lab_dir / files.VCSIM_LOG, username=VCENTER_USER,
+                        password=secrets.token_urlsafe(15), vms=1, listen=vcenter_listen)
+    log(f"vCenter simulator ({vcsim.origin}) on {vcsim.base_url}, ready in {vcsim.startup_seconds:.1f} s")
+    nsx_host, nsx_port = parse_listen(nsx_listen)
+    emulator = NsxEmulator(NSX_PRESET, realization_delay=NSX_REALIZATION_DELAY, host=nsx_host, port=nsx_port,
+                           log_path=lab_dir / files.REQUEST_LOG).start()
+    log(f"NSX emulator (preset {NSX_PRESET}) on {emulator.url}")
+    try:
+        session = connect(vcsim.host, vcsim.port, vcsim.username, vcsim.password,
+                          Tls(thumbprint=vcsim.thumbprint_sha256), warn=log, pool_size=4)
+        make_template(session, old_simulator="0.24" in vcsim.origin)
+        log("template ubuntu-2404-k8s-template prepared")
+        private_key, public_key = ssh_keypair(f"{CLUSTER_NAME}@nsxkube-lab")
+        key_file = (lab_dir / files.SSH_KEY).resolve()
+        files.write_private(key_file, private_key)
+        files.write_private(key_file.with_suffix(".pub"), public_key + "\n")
+        vcenter = Endpoint(vcsim.host, vcsim.port, vcsim.thumbprint_sha256)
+        nsx = Endpoint(emulator.host, emulator.port, emulator.thumbprint or "")
+        (lab_dir / files.CLUSTER_FILE).write_text(lab_cluster_yaml(
+            example_text(CLUSTER_NAME), vcenter=vcenter, nsx=nsx, public_key=public_key, private_key_file=key_file),
+            encoding="utf-8")
+        files.write_private(lab_dir / files.ENV_FILE, env_lines(vcsim.username, vcsim.password, emulator))
+        bridge = NsxVcenterBridge(emulator, session)
+        guests = GuestSimulator(session, None, on_boot=bridge.vm_booted, on_gone=bridge.vm_gone)
+        lab = files.LabState(
+            pid=os.getpid(), started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), cluster=CLUSTER_NAME,
+            services=(files.Service("vcenter", vcsim.host, vcsim.port, vcsim.thumbprint_sha256, vcsim.origin),
+                      files.Service("nsx", emulator.host, emulator.port, emulator.thumbprint or "",
+                                    f"preset {NSX_PRESET}")))
+        files.write_private(lab_dir / files.STATE_FILE, lab.to_json())
+        log("lab ready")
+        return _keep_in_sync(stop, vcsim, bridge, guests)
+    finally:
+        (lab_dir / files.STATE_FILE).unlink(missing_ok=True)
+        emulator.stop()
+        vcsim.stop()
+        log("lab stopped")
+
+
+def _keep_in_sync(stop: threading.Event, vcsim: VcsimServer, bridge: NsxVcenterBridge, guests: GuestSimulator) -> int:
+    reported: set[str] = set()
+    while not stop.wait(POLL_SECONDS):
+        if vcsim.process.poll() is not None:
+            log(f"the vCenter simulator exited with {vcsim.process.returncode}; stopping the lab")
+            return 1
+        for step in (bridge.sync_segments, guests.poll):
+            try:
+                step()
+            except Exception as err:  # keep serving; the same failure is logged once
+                line = f"{type(err).__name__}: {err}"
+                if line not in reported:
+                    reported.add(line)
+                    log(f"lab sync: {line}")
+        for error in guests.errors:
+            log(f"guest: {error}")
+        guests.errors.clear()
+    return 0
+
+
+def env_lines(vcenter_user: str, vcenter_password: str, emulator: NsxEmulator) -> str:
+    """The variables the lab's cluster.yaml names, as `export` lines (throwaway credentials)."""
+    values = {"VSPHERE_USER": vcenter_user, "VSPHERE_PASSWORD": vcenter_password,
+              "NSX_USER": emulator.username, "NSX_PASSWORD": emulator.password}
+    return ("# nsxkube lab: throwaway credentials of the simulators; `source` this file\n"
+            + "".join(f"export {name}='{value}'\n" for name, value in values.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nsxkube.lab.supervisor")
+    parser.add_argument("lab_dir", type=Path)
+    parser.add_argument("--vcenter-listen", default="127.0.0.1:0")
+    parser.add_argument("--nsx-listen", default="127.0.0.1:0")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        return serve(args.lab_dir.resolve(), vcenter_listen=args.vcenter_listen, nsx_listen=args.nsx_listen)
+    except Exception as err:  # the parent shows this line from lab.log
+        log(f"lab failed after {time.monotonic() - started:.1f} s: {type(err).__name__}: {err}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
