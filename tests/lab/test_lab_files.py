@@ -77,8 +77,8 @@ def test_the_throwaway_key_is_a_real_openssh_ed25519_pair() -> None:
 
 def test_state_round_trips_and_a_torn_file_reads_as_no_lab(tmp_path: Path) -> None:
     lab = files.LabState(123, "2026-11-26T00:00:00+00:00", "k8s-lab",
-                         (files.Service("vcenter", "127.0.0.1", 1, THUMB_A, "govmomi"),
-                          files.Service("nsx", "127.0.0.1", 2, THUMB_B, "preset tanzu")))
+                         (files.Service("vcenter", "127.0.0.1", 1, THUMB_A, "govmomi", 11),
+                          files.Service("nsx", "127.0.0.1", 2, THUMB_B, "preset tanzu", 123)))
     files.write_private(tmp_path / files.STATE_FILE, lab.to_json())
     assert files.read_state(tmp_path) == lab
     assert stat.S_IMODE((tmp_path / files.STATE_FILE).stat().st_mode) == 0o600

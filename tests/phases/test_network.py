@@ -168,6 +168,39 @@ def test_destroy_refuses_while_vms_are_attached(nsx: NsxEmulator, tmp_path: Path
     assert writes(nsx) == []
 
 
+def test_destroy_with_the_machines_phase_waits_for_nsx_to_drop_the_ports_of_the_vms_it_deleted(
+        nsx: NsxEmulator, tmp_path: Path) -> None:
+    """`nsxkube destroy`: machines (destroyed first) deletes the VMs; NSX removes their ports a
+    little later. A port of a VM this destroy does not delete still blocks, before any write."""
+    import threading
+
+    from nsxkube.pipeline.facts import DOOMED_VMS
+
+    design = emulator_design(nsx)
+    run("apply", make_context(design, nsx, tmp_path))
+    ours = [nsx.attach_vm(f"k8s-prod-cp-{i}", "k8s-nodes-segment") for i in (1, 2)]
+    stranger = nsx.attach_vm("someone-elses-vm", "k8s-nodes-segment")
+    ctx = make_context(design, nsx, tmp_path)
+    ctx.facts[DOOMED_VMS] = {vm.external_id for vm in ours}
+    blocked = run("destroy", ctx)
+    assert not blocked.ok and "still has 1 port(s) (someone-elses-vm)" in blocked.phases[0].error
+    nsx.detach_vm(stranger.external_id)
+    nsx.log.clear()
+    timer = threading.Timer(0.6, lambda: [nsx.detach_vm(vm.external_id) for vm in ours])
+    timer.start()
+    ctx = make_context(design, nsx, tmp_path)
+    ctx.facts[DOOMED_VMS] = {vm.external_id for vm in ours}
+    try:
+        result = run("destroy", ctx)
+    finally:
+        timer.join()
+    assert result.ok, result.phases[0].error
+    assert nsx.get("/infra/segments/k8s-nodes-segment") is None
+    assert any(t.startswith("ports of deleted VMs gone 0/2") for t in ctx.reporter.texts("progress"))
+    [patch] = patches(nsx)  # the one deleting PATCH came after the ports were gone
+    assert patch["time"] > min(r["time"] for r in api_calls(nsx) if r["path"].endswith("/ports"))
+
+
 # ---- realization ---------------------------------------------------------------------------------------
 
 

@@ -101,11 +101,15 @@ def down(lab_dir: Path) -> DownResult:
     (lab_dir / files.STATE_FILE).unlink(missing_ok=True)
     (lab_dir / files.ENV_FILE).unlink(missing_ok=True)
     deadline = time.monotonic() + 5
-    open_ports = [s for s in lab.services if port_is_open(s.host, s.port)]
-    while open_ports and time.monotonic() < deadline:
+    left = [s for s in lab.services if _still_serving(s)]
+    while left and time.monotonic() < deadline:
         time.sleep(0.1)
-        open_ports = [s for s in open_ports if port_is_open(s.host, s.port)]
-    return DownResult(lab, time.monotonic() - began, tuple(f"{s.name} {s.host}:{s.port}" for s in open_ports))
+        left = [s for s in left if _still_serving(s)]
+    return DownResult(lab, time.monotonic() - began, tuple(f"{s.name} {s.host}:{s.port} (pid {s.pid})" for s in left))
+
+
+def _still_serving(service: files.Service) -> bool:
+    return port_is_open(service.host, service.port) or pid_alive(service.pid)
 
 
 def _terminate(pid: int) -> None:

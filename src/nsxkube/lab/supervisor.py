@@ -81,9 +81,10 @@ def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str) -> int:
         guests = GuestSimulator(session, None, on_boot=bridge.vm_booted, on_gone=bridge.vm_gone)
         lab = files.LabState(
             pid=os.getpid(), started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), cluster=CLUSTER_NAME,
-            services=(files.Service("vcenter", vcsim.host, vcsim.port, vcsim.thumbprint_sha256, vcsim.origin),
+            services=(files.Service("vcenter", vcsim.host, vcsim.port, vcsim.thumbprint_sha256, vcsim.origin,
+                                    vcsim.process.pid),
                       files.Service("nsx", emulator.host, emulator.port, emulator.thumbprint or "",
-                                    f"preset {NSX_PRESET}")))
+                                    f"preset {NSX_PRESET}", os.getpid())))
         files.write_private(lab_dir / files.STATE_FILE, lab.to_json())
         log("lab ready")
         return _keep_in_sync(stop, vcsim, bridge, guests)

@@ -25,10 +25,10 @@ from nsxkube.design import Design, Node
 from nsxkube.errors import NsxkubeError, ProviderError
 from nsxkube.pipeline.change import Change
 from nsxkube.pipeline.context import Context
+from nsxkube.pipeline.facts import MACHINES
 
 T = TypeVar("T")
 FACTS = "bootstrap"
-MACHINE_FACTS = "machines"  # what the machines phase knows of the VMs that exist (nsxkube.phases.machines.FACTS)
 _OBSERVED = "bootstrap.observed"
 REMOTE_BUNDLE = "/var/lib/nsxkube/bundle"
 JOIN_KEYS = ("NSXKUBE_JOIN_TOKEN", "NSXKUBE_CA_CERT_HASH", "NSXKUBE_CERTIFICATE_KEY")
@@ -99,7 +99,7 @@ class BootstrapPhase:
         nodes = design.ip_plan.nodes
         # A plan of several phases: nodes whose VM the machines phase has yet to create cannot be
         # asked anything; they are planned as new, and nothing connects to them.
-        vms = ctx.facts.get(MACHINE_FACTS)
+        vms = ctx.facts.get(MACHINES)
         pending = {n.name for n in nodes if vms is not None and n.name not in vms}
         reachable = [n for n in nodes if n.name not in pending]
         client = client_of(ctx) if reachable else None

@@ -17,12 +17,13 @@ from typing import Any
 
 from nsxkube.design import Design
 from nsxkube.errors import ConflictError, ProviderError
+from nsxkube.pipeline import facts
 from nsxkube.pipeline.change import Change
 from nsxkube.pipeline.context import Context
 from nsxkube.providers.vsphere import diff as vdiff
 from nsxkube.providers.vsphere.model import MIB_PER_GIB, LiveVm, Machine, MachineFacts, Placement
 
-FACTS = "machines"
+FACTS = facts.MACHINES
 _OBSERVED = "machines.observed"  # plan's snapshot, used by the apply of the same run
 STEPS = 5  # cloned, configured, powered on, VMware Tools running, address up
 NETWORK_POLL_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until the realization timeout
@@ -283,6 +284,7 @@ class MachinesPhase:
                                      f"({vm.owner_text}): left alone")
         rules = state.cluster.rules if state.cluster else ()
         ctx.facts[_OBSERVED] = state
+        ctx.facts[facts.DOOMED_VMS] = {vm.instance_uuid for vm in state.owned if vm.instance_uuid}
         return [to_change(d) for d in vdiff.diff_teardown(state.owned, rules, cluster)]
 
     def destroy(self, ctx: Context, changes: list[Change]) -> list[Change]:

@@ -10,12 +10,14 @@ objects tagged `nsxkube/cluster=<name>` — never one that is protected or someo
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nsxkube.errors import ConflictError, ProviderError
 from nsxkube.pipeline.change import Change
 from nsxkube.pipeline.context import Context
+from nsxkube.pipeline.facts import DOOMED_VMS
 
 if TYPE_CHECKING:  # the provider imports httpx: loaded only when the phase runs
     from nsxkube.checks.nsx_audit import Finding
@@ -102,7 +104,7 @@ class NetworkPhase:
         client = nsx_client(ctx, self.name)
         inventory = get_plan_inventory(client, ctx.design.spec.nsx.transport_zone)
         owned = owned_objects(inventory.objects.values(), ctx.design.name)
-        _refuse_attached_ports(client, owned)
+        _refuse_attached_ports(client, owned, ctx.facts.get(DOOMED_VMS) or set())
         ctx.facts[DESTROY_OBSERVED] = owned
         return [Change("delete", kind_of(o.resource_type), o.id, f"tagged nsxkube/cluster={ctx.design.name}")
                 for o in owned]
@@ -121,6 +123,7 @@ class NetworkPhase:
                   for o in owned if (kind_of(o.resource_type), o.id) in asked]
         if not doomed:
             return []
+        _wait_for_ports_to_go(ctx, nsx_client(ctx, self.name), owned)
         ctx.reporter.step(self.name, f"PATCH /infra marking {len(doomed)} object(s) for deletion")
         nsx_client(ctx, self.name).patch_infra(infra_patch_body(doomed, delete=True))
         return [c for c in changes if c.action == "delete"]
@@ -136,14 +139,43 @@ def _refuse_conflicts(observed: Observed) -> None:
                             hint="`nsxkube nsx discover` lists every finding; nsxkube never adopts or overwrites")
 
 
-def _refuse_attached_ports(client: NsxClient, owned: list[LiveObject]) -> None:
-    for segment in (o for o in owned if o.resource_type == "Segment"):
-        ports = client.list_objects(f"{segment.path}/ports")
-        if ports:
-            names = ", ".join(str(p.get("display_name", p.get("id"))).split("/")[0] for p in ports[:3])
-            more = ", …" if len(ports) > 3 else ""
-            raise ProviderError(f"segment {segment.id} still has {len(ports)} port(s) ({names}{more}): VMs are attached",
-                                hint="destroy the machines first (`nsxkube destroy` without --phase does)")
+def _segment_ports(client: NsxClient, owned: list[LiveObject]) -> list[dict[str, Any]]:
+    return [p for segment in owned if segment.resource_type == "Segment"
+            for p in client.list_objects(f"{segment.path}/ports")]
+
+
+def _port_names(ports: list[dict[str, Any]]) -> str:
+    names = ", ".join(str(p.get("display_name", p.get("id"))).split("/")[0] for p in ports[:3])
+    return names + (", …" if len(ports) > 3 else "")
+
+
+def _refuse_attached_ports(client: NsxClient, owned: list[LiveObject], doomed_vms: set[str]) -> None:
+    """A segment with ports cannot go — unless each port's VM is one this destroy deletes (the
+    machines phase runs first, and NSX removes a deleted VM's port itself)."""
+    from nsxkube.providers.nsx.vms import attachment_owners
+
+    ports = _segment_ports(client, owned)
+    if ports and doomed_vms:
+        owners = attachment_owners(client)
+        ports = [p for p in ports if owners.get(str((p.get("attachment") or {}).get("id"))) not in doomed_vms]
+    if ports:
+        segment = str(ports[0].get("parent_path", "")).rsplit("/", 1)[-1] or "the node segment"
+        raise ProviderError(f"segment {segment} still has {len(ports)} port(s) ({_port_names(ports)}): "
+                            "VMs are attached that this destroy does not delete",
+                            hint="destroy the machines first (`nsxkube destroy` without --phase does)")
+
+
+def _wait_for_ports_to_go(ctx: Context, client: NsxClient, owned: list[LiveObject]) -> None:
+    """NSX drops a deleted VM's segment port a little after vCenter deleted the VM: wait for it."""
+    deadline = time.monotonic() + ctx.options.realization_timeout_seconds
+    delays = iter((0.2, 0.5, 1.0, 2.0))
+    while ports := _segment_ports(client, owned):
+        ctx.reporter.progress(PHASE.name, "ports of deleted VMs gone", 0, len(ports), _port_names(ports))
+        if time.monotonic() >= deadline:
+            raise ProviderError(f"{len(ports)} port(s) still on the node segment after "
+                                f"{ctx.options.realization_timeout_seconds:.0f} s ({_port_names(ports)})",
+                                hint="check in vCenter that the node VMs are deleted, then run destroy again")
+        time.sleep(next(delays, 5.0))
 
 
 PHASE = NetworkPhase()

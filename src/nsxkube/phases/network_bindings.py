@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from nsxkube.errors import ConflictError, ProviderError
+from nsxkube.pipeline import facts
 from nsxkube.pipeline.change import Change
 from nsxkube.pipeline.context import Context
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # the provider imports httpx: loaded only when the phase runs
     from nsxkube.providers.nsx.node_bindings import NodePlan
 
 OBSERVED = "network-bindings.observed"
-MACHINE_FACTS = "machines"
+MACHINE_FACTS = facts.MACHINES
 VM_KIND = "node VM tags"
 PORT_KIND = "node port bindings"
 POLL_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)

@@ -35,6 +35,12 @@ def list_vifs(client: NsxClient, owner_vm_id: str) -> list[LiveVif]:
             for v in client.list_objects(VIFS, {"owner_vm_id": owner_vm_id})]
 
 
+def attachment_owners(client: NsxClient) -> dict[str, str]:
+    """Every VIF NSX knows: its port attachment id → the owning VM's external id (one paged list)."""
+    return {str(v["lport_attachment_id"]): str(v.get("owner_vm_id")) for v in client.list_objects(VIFS)
+            if v.get("lport_attachment_id")}
+
+
 def live_port(body: dict[str, Any]) -> LivePort:
     bindings = tuple((str(b.get("ip_address")), str(b.get("mac_address", "")).lower())
                      for b in body.get("address_bindings") or ())
