@@ -45,7 +45,8 @@ def show_summary(summary: LabSummary, lab_dir: Path, *, report: Path | None, bun
     nsx, vcenter = lab.service("nsx"), lab.service("vcenter")
     say(f"nsxkube lab — cluster {summary.cluster}, read back through the simulators' APIs")
     say(f"  NSX emulator ({nsx.detail}) {nsx.url}")
-    say(f"    owned by {summary.cluster}: {_counted(summary.nsx_owned)}")
+    say(textwrap.fill(f"owned by {summary.cluster}: {_counted(summary.nsx_owned)}", width=110,
+                      initial_indent="    ", subsequent_indent="      "))
     say(f"    SpoofGuard allowlist: {summary.port_bindings} address bindings on the node ports; "
         f"{summary.nsx_vms_tagged} VMs tagged nsxkube/cluster={summary.cluster}")
     say(f"    left alone (not ours): {_counted(summary.nsx_others)}")

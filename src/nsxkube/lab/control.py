@@ -109,7 +109,7 @@ def down(lab_dir: Path) -> DownResult:
 
 
 def _still_serving(service: files.Service) -> bool:
-    return port_is_open(service.host, service.port) or pid_alive(service.pid)
+    return port_is_open(service.host, service.port) or (service.pid > 0 and pid_alive(service.pid))
 
 
 def _terminate(pid: int) -> None:

@@ -33,7 +33,7 @@ class Service:
     port: int
     thumbprint: str
     detail: str  # e.g. "govmomi v0.56.0 (Go module)" or "preset tanzu"
-    pid: int  # the process serving it (the NSX emulator runs inside the supervisor)
+    pid: int = 0  # the process serving it (the NSX emulator runs inside the supervisor); 0: not recorded
 
     @property
     def url(self) -> str:
