@@ -793,6 +793,29 @@ def test_check_mtu_probes_every_other_node_at_the_design_sizes(files: dict[str, 
     assert {re.search(r"-s (\d+)", p).group(1) for p in pings} == {"1472", "1473"}  # type: ignore[union-attr]
 
 
+SLOW_PING = r"""echo "start $(date +%s.%N) ${*: -1}" >>"$CALLS"
+sleep 0.5
+echo "end $(date +%s.%N) ${*: -1}" >>"$CALLS"
+true"""
+
+
+def test_check_mtu_probes_the_nodes_at_once_and_reports_them_in_node_order(
+        files: dict[str, RenderedFile], tmp_path: Path) -> None:
+    """A must-fail probe waits for ping's timeout: with many nodes, one after the other would add
+    up. Every other node's probes must be in flight together; the output stays in node order."""
+    node = Node(tmp_path, files, "k8s-prod-cp-1", "172.16.50.11")
+    stub(node.bin, "ping", SLOW_PING)
+    result = node.run("check-mtu.sh")
+    events = [line.split() for line in node.log.read_text().splitlines() if line.startswith(("start ", "end "))]
+    assert result.returncode == 1 and events, result.stderr  # the stand-in passes every size: 4 FAIL lines
+    first_end = min(float(t) for kind, t, _ in events if kind == "end")
+    started_before = {address for kind, t, address in events if kind == "start" and float(t) < first_end}
+    assert len(started_before) == 4  # all four other nodes were probed before any probe finished
+    names = [line.split()[1] for line in result.stdout.splitlines() if line.startswith(("ok", "FAIL"))]
+    assert names == [n for n in ("k8s-prod-cp-2", "k8s-prod-cp-3", "k8s-prod-worker-1", "k8s-prod-worker-2")
+                     for _ in range(2)]
+
+
 def test_check_mtu_carries_the_design_probe_sizes() -> None:
     design = example_design({"network.node_mtu": 1400})
     text = {f.path: f for f in render_scripts(design)}["scripts/check-mtu.sh"].content

@@ -86,10 +86,15 @@ class MachinesPhase:
             ctx.reporter.warning(self.name, warning)
         owned = {vm.name for vm in state.owned} | {m.name for m in machines if m.name not in state.vms}
         diffs: list[vdiff.Diff] = []
-        if creating and placement.folder.missing:
-            diffs.append(vdiff.Diff("create", "vm-folder", placement.folder.display,
-                                    f"in datacenter {placement.datacenter.name}"))
-        if state.inventory.owner_field_key is None and any(d.action in ("create", "update") for d in vm_diffs):
+        if placement.folder.missing:
+            if creating:
+                diffs.append(vdiff.Diff("create", "vm-folder", placement.folder.display,
+                                        f"in datacenter {placement.datacenter.name}"))
+        elif placement.folder.path:  # nsxkube made it (or was told to use it); the datacenter's root is not ours
+            diffs.append(vdiff.Diff("unchanged", "vm-folder", placement.folder.display))
+        if state.inventory.owner_field_key is not None:
+            diffs.append(vdiff.Diff("unchanged", "custom-attribute", vdiff.OWNER_FIELD))
+        elif any(d.action in ("create", "update") for d in vm_diffs):
             diffs.append(vdiff.Diff("create", "custom-attribute", vdiff.OWNER_FIELD, "the VM ownership marker"))
         diffs += vm_diffs + vdiff.diff_leftovers(machines, state.owned) + vdiff.diff_rules(rules, live.rules, cluster, owned)
         ctx.facts[FACTS] = {vm.name: _facts(vm, m) for m in machines if (vm := state.vms.get(m.name))

@@ -504,29 +504,41 @@ probe() {
   ping -M 'do' -c 2 -i 0.2 -W 2 -s "$1" "$2" >/dev/null 2>&1
 }
 
+# Both probes to one node; prints its two result lines.
+probe_node() {
+  local name=$1 address=$2
+  if probe "$PROBE_PAYLOAD" "$address"; then
+    printf 'ok    %s (%s): %s-byte packets pass with DF set\n' "$name" "$address" "$NODE_MTU"
+  else
+    printf 'FAIL  %s (%s): %s-byte packets with DF set do not pass: the path MTU is smaller than the node MTU\n' \
+      "$name" "$address" "$NODE_MTU"
+  fi
+  if probe "$PROBE_PAYLOAD_OVER" "$address"; then
+    printf 'FAIL  %s (%s): %s-byte packets pass with DF set: a NIC MTU is above the node MTU %s of the design\n' \
+      "$name" "$address" "$((NODE_MTU + 1))" "$NODE_MTU"
+  else
+    printf 'ok    %s (%s): %s-byte packets are refused\n' "$name" "$address" "$((NODE_MTU + 1))"
+  fi
+}
+
 main() {
-  local entry name address problems=0 probed=0
+  local entry name address problems probed=0
+  RESULTS=$(mktemp -d)
+  trap 'rm -rf "$RESULTS"' EXIT
+  # every node at once: a probe that must fail waits for its timeout, and nodes are many
   for entry in "${NODES[@]}"; do
     read -r name address <<<"$entry"
     if has_address "$address"; then
       continue
     fi
     probed=$((probed + 1))
-    if probe "$PROBE_PAYLOAD" "$address"; then
-      printf 'ok    %s (%s): %s-byte packets pass with DF set\n' "$name" "$address" "$NODE_MTU"
-    else
-      printf 'FAIL  %s (%s): %s-byte packets with DF set do not pass: the path MTU is smaller than the node MTU\n' \
-        "$name" "$address" "$NODE_MTU"
-      problems=$((problems + 1))
-    fi
-    if probe "$PROBE_PAYLOAD_OVER" "$address"; then
-      printf 'FAIL  %s (%s): %s-byte packets pass with DF set: a NIC MTU is above the node MTU %s of the design\n' \
-        "$name" "$address" "$((NODE_MTU + 1))" "$NODE_MTU"
-      problems=$((problems + 1))
-    else
-      printf 'ok    %s (%s): %s-byte packets are refused\n' "$name" "$address" "$((NODE_MTU + 1))"
-    fi
+    probe_node "$name" "$address" >"$RESULTS/$probed" &
   done
+  wait
+  for ((i = 1; i <= probed; i++)); do
+    cat "$RESULTS/$i"
+  done
+  problems=$(cat "$RESULTS"/* /dev/null | grep -c '^FAIL' || true)
   if ((problems > 0)); then
     printf 'verdict: FAIL: %d problem(s) probing %d node(s) at MTU %s\n' "$problems" "$probed" "$NODE_MTU"
     return 1
