@@ -99,6 +99,9 @@ DESIGN_ERRORS = [
       "network.loadbalancer_pools": [{"name": "big", "range": "172.16.49.0-172.16.49.255"}]},
      "network.loadbalancer_pools", "ARP bindings"),
     ({"addons.cilium.kube_proxy_replacement": False}, "addons.ingress.controller", "kube-proxy replacement"),
+    ({"addons.cilium.kube_proxy_replacement": False, "addons.ingress.controller": "none",
+      "addons.gateway_api.enabled": False, "addons.loadbalancer.provider": "cilium-l2"},
+     "addons.loadbalancer.provider", "L2 announcements need kube-proxy replacement"),
 ]
 
 

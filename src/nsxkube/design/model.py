@@ -144,6 +144,9 @@ def _cluster_rules(spec: ClusterSpec) -> list[Problem]:
     if addons.gateway_api.enabled and not addons.cilium.kube_proxy_replacement:
         problems.append(Problem("addons.gateway_api.enabled", "Cilium's Gateway API needs kube-proxy replacement",
                                 hint="set addons.cilium.kube_proxy_replacement: true"))
+    if addons.loadbalancer.provider == "cilium-l2" and not addons.cilium.kube_proxy_replacement:
+        problems.append(Problem("addons.loadbalancer.provider", "Cilium L2 announcements need kube-proxy replacement",
+                                hint="set addons.cilium.kube_proxy_replacement: true, or use provider metallb"))
     if addons.loadbalancer.provider != "none" and not network.loadbalancer_pools:
         problems.append(Problem("network.loadbalancer_pools", f"{addons.loadbalancer.provider} needs at least one pool"))
     if spec.vsphere.tls.insecure:

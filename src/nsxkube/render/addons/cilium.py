@@ -97,9 +97,6 @@ def render_cilium(design: Design) -> list[RenderedFile]:
         "unset lets Cilium guess from",
         "the NIC, which breaks silently when the NIC and the NSX overlay disagree.",
     ]
-    if design.spec.addons.loadbalancer.provider == "cilium-l2" and not design.spec.addons.cilium.kube_proxy_replacement:
-        comments += ["", "WARNING: Cilium L2 announcements need kube-proxy replacement; set "
-                     "addons.cilium.kube_proxy_replacement: true."]
     if design.spec.network.registry_mirrors:
         comments += ["", "Image repositories point at the registry mirrors of network.registry_mirrors."]
     return [yaml_file(paths.CILIUM_VALUES, comments, cilium_values(design))]
