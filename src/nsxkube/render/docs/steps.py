@@ -638,7 +638,7 @@ def etcd_backups(design: Design) -> Step | None:
         f"snapshots in {etcd.directory} on each control plane. Copy them off the nodes as well.",
         files=(bundle.ETCD_BACKUP, paths.ETCD_BACKUP_SERVICE, paths.ETCD_BACKUP_TIMER),
         commands=tuple(commands),
-        notes=(f"Restoring uses `{bundle.ETCD_RESTORE}`; the restore drill is in docs/stage-2-operations.md.",),
+        notes=(f"Restoring uses `{bundle.ETCD_RESTORE}`; the restore drill is the section \"etcd snapshots and the restore drill\" of the stage 2 runbook.",),
         checks=("The timer is listed with its next run, and a snapshot taken now lands in the directory.",),
         check_commands=(
             bundle.ssh(design, cp, f"systemctl list-timers {unit}.timer"),

@@ -58,6 +58,15 @@ def vip_not_answering(design: Design) -> Pain:
     )
 
 
+def _pod_mtu_commands(design: Design) -> tuple[str, ...]:
+    """A pod's own view of its MTU, through the bundle's test app when the bundle has one."""
+    addons = design.spec.addons
+    if addons.ingress.controller == "none" and not addons.gateway_api.enabled:
+        return (f"# in any running pod: cat /sys/class/net/eth0/mtu   # {design.mtu.pod_mtu}",)
+    return (f"kubectl apply -f {paths.TEST_WEB_APP}   # the test app again: stage 1 deletes it after its checks",
+            f"kubectl -n {TESTS_NAMESPACE} exec deploy/{WEB_APP} -- cat /sys/class/net/eth0/mtu   # {design.mtu.pod_mtu}")
+
+
 def large_packets_hang(design: Design) -> Pain:
     mtu = design.mtu
     a, b = design.ip_plan.nodes[0], design.ip_plan.nodes[-1]
@@ -78,7 +87,7 @@ def large_packets_hang(design: Design) -> Pain:
             bundle.ssh(design, a, f"ip link show {NODE_NIC}") + f"   # mtu {mtu.node_mtu}",
             "helm -n kube-system get values cilium | grep -E '^MTU'"
             + f"   # MTU: {mtu.pod_mtu + mtu.tunnel_overhead}",
-            f"kubectl -n {TESTS_NAMESPACE} exec deploy/{WEB_APP} -- ip route   # routes carry mtu {mtu.pod_mtu}",
+            *_pod_mtu_commands(design),
         ),
         (
             f"If the {mtu.probe_payload}-byte probe fails: the NSX TEP / uplink MTU (or a physical switch) is below "
