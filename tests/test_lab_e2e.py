@@ -114,6 +114,12 @@ def test_the_main_job_builds_on_the_lab_changes_nothing_the_second_time_destroys
         assert [seen[n]["ip"] for n in NODES] == [f"172.16.51.{11 + i}" for i in range(len(NODES))]
         assert seen["ubuntu-2404-k8s-template"]["template"] is True
 
+        summary = json.loads(subprocess.run([*nsxkube, "lab", "summary", "--dir", str(lab_dir), "-o", "json"],
+                                            capture_output=True, text=True, timeout=60, check=True).stdout)
+        assert summary["nsx_owned"]["Segment"] == 1 and summary["nsx_vms_tagged"] == len(NODES)
+        assert summary["port_bindings"] == 3 * 53 + 2 * 52  # node + VIP (control planes) + 51 pool addresses
+        assert [vm["name"] for vm in summary["vms"] if vm["owned"]] == NODES
+
         logged = len(requests(lab_dir))
         second = main_job(lab_dir)
         assert "lab already running" in second.stdout

@@ -80,7 +80,17 @@ def show_summary(summary: LabSummary, lab_dir: Path, *, report: Path | None, bun
 
 
 def summary_dict(summary: LabSummary) -> dict[str, Any]:
-    data = dataclasses.asdict(summary)
-    data["lab"] = {"pid": summary.lab.pid, "started_at": summary.lab.started_at,
-                   "services": [dataclasses.asdict(s) for s in summary.lab.services]}
-    return data
+    # built by hand: dataclasses.asdict turns a Counter into a Counter of (key, count) tuples
+    return {
+        "cluster": summary.cluster,
+        "lab": {"pid": summary.lab.pid, "started_at": summary.lab.started_at,
+                "services": [dataclasses.asdict(s) for s in summary.lab.services]},
+        "nsx_owned": dict(summary.nsx_owned),
+        "nsx_others": dict(summary.nsx_others),
+        "port_bindings": summary.port_bindings,
+        "nsx_vms_tagged": summary.nsx_vms_tagged,
+        "vms": [dataclasses.asdict(vm) for vm in summary.vms],
+        "drs_rules": summary.drs_rules,
+        "nsx_requests": dict(summary.nsx_requests),
+        "last_apply": summary.last_apply,
+    }
