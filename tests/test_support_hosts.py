@@ -47,3 +47,21 @@ def test_the_path_mtu_is_real(tmp_path):
         too_big = a.netns_run("ping", "-c1", "-W1", "-M", "do", "-s", "1373", str(b.address))
         assert fits.returncode == 0, fits.stdout + fits.stderr
         assert too_big.returncode != 0
+
+
+def test_a_host_that_fails_to_start_leaves_no_namespace_or_link_behind(tmp_path):
+    import pytest
+
+    from tests.support.hosts import require_root
+
+    require_root()
+    subprocess.run(["ip", "link", "add", "nkt9v2", "type", "bridge"], check=True)  # the 2nd host's veth name, taken
+    try:
+        with pytest.raises(RuntimeError, match="nkt9v2"), host_network(tmp_path, 2, tag="nkt9", subnet="10.213.12.0/24"):
+            pass
+    finally:
+        subprocess.run(["ip", "link", "del", "nkt9v2"], capture_output=True)
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "nkt9-" not in namespaces
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    assert "nkt9br" not in links and "nkt9v1" not in links

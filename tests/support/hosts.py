@@ -66,6 +66,7 @@ class HostNetwork:
     mtu: int = 1500
     hosts: list[TestHost] = field(default_factory=list)
     tag: str = "nk"
+    namespaces: list[str] = field(default_factory=list)  # every one created, even for a host that failed to start
 
     @property
     def gateway(self) -> ipaddress.IPv4Address:
@@ -122,6 +123,7 @@ def _start_host(net: HostNetwork, name: str, address: ipaddress.IPv4Address, ind
     root = net.workdir / name
     root.mkdir()
     _run("ip", "netns", "add", netns)
+    net.namespaces.append(netns)
     peer = f"{net.tag}v{index + 1}"
     _run("ip", "link", "add", peer, "mtu", str(net.mtu), "type", "veth", "peer", "name", "eth0", "mtu", str(net.mtu),
          "netns", netns)
@@ -184,6 +186,7 @@ def _teardown(net: HostNetwork) -> None:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), 9)
-        subprocess.run(["ip", "netns", "del", host.netns], capture_output=True)
+    for netns in net.namespaces:  # deleting a namespace also deletes its end of the veth pair
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
     subprocess.run(["ip", "link", "del", net.bridge], capture_output=True)
     shutil.rmtree(net.workdir / "unused", ignore_errors=True)
