@@ -9,6 +9,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -109,3 +110,39 @@ def test_the_preload_script_imports_then_names_what_is_missing(tmp_path, listed,
         assert "1 of 2 required images are not in the bundle" in result.stderr
     else:
         assert "all 2 required images are loaded" in result.stderr
+
+
+# ---- kubernetes.image_bundle in cluster.yaml: `nsxkube check` reads the archive ----------------------
+
+
+def _check(tmp_path, bundle) -> subprocess.CompletedProcess:
+    from nsxkube.cli.commands import example_text
+
+    spec = tmp_path / "cluster.yaml"
+    spec.write_text(example_text().replace("  # image_bundle: /srv/k8s-images.tar ", f"  image_bundle: {bundle} "))
+    return subprocess.run([sys.executable, "-m", "nsxkube", "check", str(spec)], capture_output=True, text=True,
+                          timeout=60)
+
+
+def _docker_save(path, tags) -> None:
+    _tar(path, {"manifest.json": json.dumps([{"Config": "c.json", "RepoTags": list(tags), "Layers": []}]).encode(),
+                "c.json": b"{}"})
+
+
+def test_check_names_a_missing_or_incomplete_bundle_in_one_line(tmp_path):
+    from tests.support.specs import example_design
+
+    absent = _check(tmp_path, tmp_path / "nope.tar")
+    assert absent.returncode == 2 and absent.stderr.count("\n") == 1
+    assert f"kubernetes.image_bundle: {tmp_path / 'nope.tar'} does not exist" in absent.stderr
+    required = example_design().node_images
+    _docker_save(tmp_path / "partial.tar", required[1:])
+    partial = _check(tmp_path, tmp_path / "partial.tar")
+    assert partial.returncode == 2 and f"lacks {required[0]} (" not in partial.stderr
+    assert f"kubernetes.image_bundle: {tmp_path / 'partial.tar'} lacks {required[0]}" in partial.stderr
+    (tmp_path / "garbage.tar").write_bytes(b"not a tar")
+    assert "not a readable tar archive" in _check(tmp_path, tmp_path / "garbage.tar").stderr
+    _docker_save(tmp_path / "full.tar", required)
+    full = _check(tmp_path, tmp_path / "full.tar")
+    assert full.returncode == 0, full.stderr
+    assert f"preloaded from {tmp_path / 'full.tar'}" in full.stdout

@@ -38,7 +38,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "minimal": {"addons.loadbalancer.provider": "none", "addons.ingress.controller": "none",
                 "addons.gateway_api.enabled": False, "addons.storage.enabled": False,
                 "addons.monitoring.enabled": False, "addons.metrics_server.enabled": False,
-                "addons.backups.etcd.enabled": False, "nodes.control_planes.count": 1, "nodes.workers.count": 0},
+                "addons.backups.etcd.enabled": False, "nodes.control_planes.count": 1, "nodes.workers.count": 0,
+                "kubernetes.image_bundle": "/srv/k8s-images.tar"},
 }
 
 

@@ -34,6 +34,7 @@ from nsxkube.render.machines import (
     registry_hosts_toml,
     render_machines,
     render_node_cloud_init,
+    template_files,
 )
 from nsxkube.render.scripts import render_scripts
 from tests.support.binaries import require_binary
@@ -56,7 +57,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "addons.cilium.tunnel": "vxlan",
         "ssh.port": 2222,
     },
-    "one-cp-no-workers": {"nodes.control_planes.count": 1, "nodes.workers.count": 0},
+    "one-cp-no-workers": {"nodes.control_planes.count": 1, "nodes.workers.count": 0,
+                          "kubernetes.image_bundle": "/srv/k8s-images.tar"},
 }
 TOKEN = "abcdef.0123456789abcdef"
 CA_HASH = "sha256:" + "a1" * 32
@@ -286,7 +288,7 @@ def heredoc(script: str, path: str) -> str:
 def test_containerd_config_is_version_3_with_systemd_cgroups(files: dict[str, RenderedFile]) -> None:
     script = files["vm-template/prepare-vm.sh"].content
     written = heredoc(script, "/etc/containerd/config.toml")
-    assert written == containerd_config_toml()
+    assert written == containerd_config_toml("registry.k8s.io/pause:3.10.1")
     config = tomllib.loads(written)
     assert config["version"] == 3
     cri = config["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runc"]
@@ -470,6 +472,24 @@ def test_kubeadm_accepts_the_configurations(files: dict[str, RenderedFile], tmp_
     assert subprocess.run([kubeadm, "config", "validate", "--config", typo], capture_output=True).returncode != 0
 
 
+@pytest.mark.slow
+def test_the_node_images_are_what_the_real_kubeadm_lists_plus_kube_vip() -> None:
+    """The pause, CoreDNS and etcd versions per minor are written down in design/versions.py: the
+    kubeadm built for the tests (tests/bin/versions.env) says which images its version runs."""
+    from tests.support.binaries import kubernetes_version
+
+    kubeadm = require_binary("kubeadm")
+    version = kubernetes_version()
+    listed = subprocess.run([kubeadm, "config", "images", "list", "--kubernetes-version", version],
+                            capture_output=True, text=True, check=True).stdout.split()
+    with_kube_proxy = example_design({"kubernetes.version": version.lstrip("v"),
+                                      "addons.cilium.kube_proxy_replacement": False,
+                                      "addons.ingress.controller": "none", "addons.gateway_api.enabled": False})
+    assert sorted(with_kube_proxy.node_images) == sorted([*listed, f"ghcr.io/kube-vip/kube-vip:{with_kube_proxy.versions.kube_vip}"])
+    without = example_design({"kubernetes.version": version.lstrip("v")})
+    assert set(with_kube_proxy.node_images) - set(without.node_images) == {f"registry.k8s.io/kube-proxy:{version}"}
+
+
 # ---- validators over every file ----------------------------------------------------------------
 
 
@@ -483,9 +503,9 @@ def test_all_yaml_passes_yamllint(variant_bundle: tuple[Design, Path]) -> None:
 
 def test_every_script_passes_shellcheck_and_bash_n(variant_bundle: tuple[Design, Path]) -> None:
     require_tool("shellcheck")
-    _, root = variant_bundle
+    design, root = variant_bundle
     scripts = sorted([*root.glob("scripts/*.sh"), root / "vm-template/prepare-vm.sh"])
-    assert len(scripts) == 7
+    assert len(scripts) == 7 + (design.spec.kubernetes.image_bundle is not None)  # + preload-images.sh
     assert [finding for path in scripts for finding in shellcheck(path)] == []
 
 
@@ -814,6 +834,20 @@ def test_check_mtu_probes_the_nodes_at_once_and_reports_them_in_node_order(
     names = [line.split()[1] for line in result.stdout.splitlines() if line.startswith(("ok", "FAIL"))]
     assert names == [n for n in ("k8s-prod-cp-2", "k8s-prod-cp-3", "k8s-prod-worker-1", "k8s-prod-worker-2")
                      for _ in range(2)]
+
+
+def test_an_image_bundle_brings_the_preload_script_for_exactly_the_design_images() -> None:
+    from nsxkube.images import PRELOAD_SCRIPT
+
+    assert PRELOAD_SCRIPT not in render_all(example_design())
+    design = example_design({"kubernetes.image_bundle": "/srv/k8s-images.tar", "kubernetes.version": "1.36"})
+    script = render_all(design)[PRELOAD_SCRIPT]
+    required = re.search(r"REQUIRED=\(\n(.*?)\)", script.content, re.S).group(1).split()  # type: ignore[union-attr]
+    assert required == list(design.node_images) and script.executable
+    assert "registry.k8s.io/pause:3.10.2" in required and "registry.k8s.io/etcd:3.6.8-0" in required
+    assert "registry.k8s.io/kube-proxy:v1.36.5" not in required  # Cilium replaces kube-proxy in the example
+    toml = next(c for p, c in template_files(design) if p == "/etc/containerd/config.toml")
+    assert "sandbox = 'registry.k8s.io/pause:3.10.2'" in toml  # containerd never asks for another pause
 
 
 def test_check_mtu_carries_the_design_probe_sizes() -> None:

@@ -55,6 +55,10 @@ def check_spec(path: Path, *, as_json: bool) -> int:
         errors = list(err.problems)
     else:
         design, problems = analyse(spec)
+        if design is not None and spec.kubernetes.image_bundle is not None:
+            from nsxkube.images import bundle_problems
+
+            problems += bundle_problems(spec.kubernetes.image_bundle, design.node_images)
         errors = [_with_position(p, path) for p in problems if p.severity == "error"]
     if errors:
         if as_json:

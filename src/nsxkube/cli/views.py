@@ -61,6 +61,9 @@ def show_design(design: Design, *, source: str) -> None:
         version_table.add_row(field.replace("_", " "), value)
     version_table.add_row("package repository", versions.package_repo)
     console.print(version_table)
+    bundle = design.spec.kubernetes.image_bundle
+    console.print(f"Node images ({'preloaded from ' + str(bundle) if bundle else 'pulled; an image bundle must hold'}): "
+                  + ", ".join(design.node_images), markup=False)
 
     for warning in design.warnings:
         console.print(f"[yellow]warning:[/] {warning.one_line()}")

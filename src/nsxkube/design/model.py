@@ -41,6 +41,13 @@ class Design:
         return Tag(OWNERSHIP_SCOPE, self.spec.name)
 
     @property
+    def node_images(self) -> tuple[str, ...]:
+        """The images kubeadm and kube-vip run on the nodes (what an image bundle must hold)."""
+        from nsxkube.design.images import node_images
+
+        return node_images(self.versions, kube_proxy=not self.spec.addons.cilium.kube_proxy_replacement)
+
+    @property
     def api_endpoint(self) -> str:
         """Where kubelets and clients reach the API: the DNS name when the site has one, else the VIP."""
         host = self.spec.kubernetes.api_dns_name or str(self.ip_plan.api_vip)

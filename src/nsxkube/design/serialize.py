@@ -29,6 +29,7 @@ def design_to_dict(design: Design) -> dict[str, Any]:
         "mtu": _plain(dataclasses.asdict(design.mtu))
         | {"probe_payload": design.mtu.probe_payload, "probe_payload_over": design.mtu.probe_payload_over},
         "ports": [_plain(dataclasses.asdict(f)) for f in design.ports],
+        "node_images": list(design.node_images),
         "no_proxy": list(design.no_proxy),
         "warnings": [{"key": w.key, "message": w.message, "hint": w.hint} for w in design.warnings],
     }

@@ -1,8 +1,11 @@
 """The pinned version set per Kubernetes minor: the one place versions are written down.
 
 Checked 2026-11-25: Kubernetes patches are the newest each minor that the Go module proxy serves for
-k8s.io/kubernetes; the rest from the projects' release pages (see docs/versions.md). Re-check
-the patch numbers whenever this file is touched.
+k8s.io/kubernetes. etcd, pause and CoreDNS per minor are what that kubeadm deploys, read on
+2026-11-26 from cmd/kubeadm/app/constants/constants.go of each pinned patch (SupportedEtcdVersion,
+else DefaultEtcdVersion; PauseVersion; CoreDNSVersion); a slow test compares them with the real
+`kubeadm config images list` of the built version. The rest from the projects' release pages.
+Re-check the patch numbers whenever this file is touched.
 """
 
 from __future__ import annotations
@@ -21,17 +24,23 @@ class Minor:
     end_of_life: dt.date
     vsphere_csi: str
     etcd: str
-    """The etcd kubeadm deploys for this minor (its DefaultEtcdVersion): etcdctl/etcdutl match it."""
+    """The etcd kubeadm deploys for this minor (image tag without its "-0"): etcdctl/etcdutl match it."""
+    pause: str
+    coredns: str
     csi_tested: bool
     cilium_tested: bool
 
 
 # Newest first is not required; lookups are by minor.
 MINORS: dict[str, Minor] = {
-    "1.34": Minor("1.34", "1.34.12", dt.date(2026, 10, 27), "3.7.0", "v3.6.6", csi_tested=True, cilium_tested=True),
-    "1.35": Minor("1.35", "1.35.8", dt.date(2027, 2, 28), "3.7.0", "v3.6.6", csi_tested=True, cilium_tested=True),
-    "1.36": Minor("1.36", "1.36.5", dt.date(2027, 6, 28), "3.7.0", "v3.6.6", csi_tested=False, cilium_tested=True),
-    "1.37": Minor("1.37", "1.37.2", dt.date(2027, 10, 28), "3.7.0", "v3.6.6", csi_tested=False, cilium_tested=False),
+    "1.34": Minor("1.34", "1.34.12", dt.date(2026, 10, 27), "3.7.0", "v3.6.5", "3.10.1", "v1.12.1",
+                   csi_tested=True, cilium_tested=True),
+    "1.35": Minor("1.35", "1.35.8", dt.date(2027, 2, 28), "3.7.0", "v3.6.6", "3.10.1", "v1.13.1",
+                   csi_tested=True, cilium_tested=True),
+    "1.36": Minor("1.36", "1.36.5", dt.date(2027, 6, 28), "3.7.0", "v3.6.8", "3.10.2", "v1.14.2",
+                   csi_tested=False, cilium_tested=True),
+    "1.37": Minor("1.37", "1.37.2", dt.date(2027, 10, 28), "3.7.0", "v3.7.0", "3.10.2", "v1.14.6",
+                   csi_tested=False, cilium_tested=False),
 }
 DEFAULT_MINOR = "1.35"
 # The day the support table above was checked: the design never reads the clock.
@@ -46,6 +55,8 @@ class VersionSet:
     kubernetes_minor: str
     kubeadm_api: str
     etcd: str
+    pause: str
+    coredns: str
     containerd: str
     kube_vip: str
     cilium: str
@@ -126,6 +137,8 @@ def resolve_versions(requested: str) -> tuple[VersionSet | None, list[Problem]]:
         kubernetes_minor=minor_key,
         kubeadm_api="kubeadm.k8s.io/v1beta4",
         etcd=minor.etcd,
+        pause=minor.pause,
+        coredns=minor.coredns,
         containerd="2.4.2",
         kube_vip="v1.2.3",
         cilium="1.20.2",

@@ -12,10 +12,11 @@ of ``network.registry_mirrors``.
 * :func:`preload_script` is the node-side script: import, then check that every required image
   is there (exit 1 naming the missing ones).
 
-The test nodes (tests/nodes) load their images with this script over SSH. Not wired yet: a
-``cluster.yaml`` key naming the bundle, a pipeline step copying it to the nodes before
-``kubeadm init``, and the image list derived from the design (it needs the pause and CoreDNS
-versions kubeadm uses per Kubernetes minor in the version set).
+* :func:`bundle_problems` is what `check` and the bootstrap phase say about ``kubernetes.image_bundle``.
+
+``kubernetes.image_bundle`` names the archive; ``render`` writes :data:`PRELOAD_SCRIPT` for the
+design's images (``Design.node_images``); the bootstrap phase copies the archive to every node it
+brings up and runs the script before kubeadm. The test nodes (tests/nodes) load theirs the same way.
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ import tarfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from nsxkube.spec.problems import Problem
+
 PRELOAD_SCRIPT = "scripts/preload-images.sh"
 CONTAINERD_NAMESPACE = "k8s.io"  # the namespace the CRI plugin (and so the kubelet) uses
 CONTAINERD_ADDRESS = "/run/containerd/containerd.sock"
 
 _CONTAINERD_NAME = "io.containerd.image.name"
 _OCI_REF_NAME = "org.opencontainers.image.ref.name"
+
+
+KEY = "kubernetes.image_bundle"
 
 
 class BundleError(ValueError):
@@ -136,3 +142,20 @@ main() {{
 
 main "$@"
 """
+
+
+def bundle_problems(bundle: Path, required: Sequence[str]) -> list[Problem]:
+    """What is wrong with the image bundle for these images (reads the archive's index only)."""
+    path = bundle.expanduser()
+    if not path.is_file():
+        return [Problem(KEY, f"{path} does not exist", hint="build it with `ctr images export` or "
+                        "`docker save` on a machine that can pull, then copy it here")]
+    try:
+        missing = missing_images(path, required)
+    except BundleError as error:
+        return [Problem(KEY, str(error), hint="an OCI image layout archive or a `docker save` archive")]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        return [Problem(KEY, f"{path} lacks {missing[0]}{more}",
+                        hint="`nsxkube check` lists every image the nodes need; add them to the bundle")]
+    return []

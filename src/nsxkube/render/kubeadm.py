@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from nsxkube.design import Design, Node, VersionSet
+from nsxkube.design.images import kube_vip_image
 from nsxkube.render.files import RenderedFile, to_yaml, to_yaml_documents
 from nsxkube.render.machines import NODE_NIC
 
@@ -171,7 +172,7 @@ def kube_vip_pod(design: Design, kubeconfig: str) -> dict[str, Any]:
             "containers": [
                 {
                     "name": "kube-vip",
-                    "image": f"ghcr.io/kube-vip/kube-vip:{design.versions.kube_vip}",
+                    "image": kube_vip_image(design.versions),
                     "imagePullPolicy": "IfNotPresent",
                     "args": ["manager"],
                     "env": kube_vip_env(design),

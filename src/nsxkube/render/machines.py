@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nsxkube.design import Design, Node
+from nsxkube.design.images import pause_image
 from nsxkube.render.files import RenderedFile, to_yaml
 
 # netplan renames the first vmxnet3 NIC to this name, so kube-vip (vip_interface) and the
@@ -297,9 +298,13 @@ def registry_hosts_toml(registry: str, mirror: str) -> str:
     )
 
 
-def containerd_config_toml() -> str:
+def containerd_config_toml(sandbox_image: str) -> str:
     return (
         "version = 3\n\n"
+        # kubeadm's pause image, pinned: containerd's built-in default differs by release, and a
+        # site without a registry (image bundle) must not need one it cannot pull
+        "[plugins.'io.containerd.cri.v1.images'.pinned_images]\n"
+        f"  sandbox = '{sandbox_image}'\n\n"
         "[plugins.'io.containerd.cri.v1.images'.registry]\n"
         "  config_path = '/etc/containerd/certs.d'\n\n"
         "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n"
@@ -330,7 +335,7 @@ def template_files(design: Design) -> list[tuple[str, str]]:
         ("/etc/modules-load.d/k8s.conf", "overlay\nbr_netfilter\n"),
         ("/etc/sysctl.d/99-kubernetes.conf",
          "net.ipv4.ip_forward = 1\nnet.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n"),
-        ("/etc/containerd/config.toml", containerd_config_toml()),
+        ("/etc/containerd/config.toml", containerd_config_toml(pause_image(design.versions))),
         ("/etc/systemd/system/containerd.service", CONTAINERD_UNIT),
         ("/etc/crictl.yaml", "runtime-endpoint: unix:///run/containerd/containerd.sock\n"
                              "image-endpoint: unix:///run/containerd/containerd.sock\n"),

@@ -23,7 +23,8 @@ RESTORE_REVISION_BUMP = 1_000_000_000
 
 
 def render_scripts(design: Design) -> list[RenderedFile]:
-    """scripts/: bootstrap-control-plane, join-control-plane, join-worker, etcd-backup, etcd-restore, check-mtu."""
+    """scripts/: bootstrap-control-plane, join-control-plane, join-worker, etcd-backup, etcd-restore, check-mtu,
+    and preload-images with kubernetes.image_bundle."""
     scripts = {
         "bootstrap-control-plane.sh": bootstrap_script(design),
         "join-control-plane.sh": join_script(design, control_plane=True),
@@ -32,6 +33,10 @@ def render_scripts(design: Design) -> list[RenderedFile]:
         "etcd-restore.sh": etcd_restore_script(design),
         "check-mtu.sh": check_mtu_script(design),
     }
+    if design.spec.kubernetes.image_bundle is not None:
+        from nsxkube.images import PRELOAD_SCRIPT, preload_script
+
+        scripts[PRELOAD_SCRIPT.removeprefix("scripts/")] = preload_script(design.node_images)
     return [RenderedFile(f"scripts/{name}", text, mode=SCRIPT_MODE) for name, text in scripts.items()]
 
 

@@ -59,6 +59,9 @@ class Kubernetes(Strict):
     service_cidr: Cidr = Field(default=ipaddress.IPv4Network("10.96.0.0/12"), description="Service ClusterIPs; at most a /12")
     dns_domain: DnsName = Field(default="cluster.local", description="cluster DNS domain")
     api_dns_name: DnsName | None = Field(default=None, description="DNS name of the API VIP; added to the certificate SANs")
+    image_bundle: Path | None = Field(
+        default=None, description="image archive (OCI layout or docker save) preloaded into containerd on every node "
+        "before kubeadm, for sites without a registry; must hold every image `nsxkube check` lists")
 
 
 class Vsphere(Strict):

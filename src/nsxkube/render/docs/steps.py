@@ -266,6 +266,28 @@ def check_mtu(design: Design) -> Step:
     )
 
 
+def preload_images(design: Design) -> Step | None:
+    archive = design.spec.kubernetes.image_bundle
+    if archive is None:
+        return None
+    from nsxkube.images import PRELOAD_SCRIPT
+
+    commands = []
+    for node in design.ip_plan.nodes:
+        commands.append(bundle.copy_to_node(design, node, str(archive)))
+        commands.append(_run_on_node(design, node, PRELOAD_SCRIPT, f" {archive.name}"))
+    return Step(
+        "Preload the image bundle into containerd",
+        f"No registry is reachable: every node loads {archive.name} into containerd's k8s.io namespace (where the "
+        f"kubelet looks) before kubeadm, and the script checks that all {len(design.node_images)} images kubeadm and "
+        "kube-vip need are there. containerd's sandbox image is pinned to the bundle's pause image.",
+        files=(PRELOAD_SCRIPT,),
+        commands=tuple(commands),
+        checks=("Each run ends with 'all N required images are loaded'; a 'missing' line names an image to add.",),
+        check_commands=(bundle.ssh(design, design.ip_plan.nodes[0], "sudo ctr -n k8s.io images ls -q"),),
+    )
+
+
 def _run_on_node(design: Design, node: Node, script: str, arguments: str = "") -> str:
     return bundle.ssh(design, node, f"'cd {bundle.NODE_WORKDIR} && sudo bash {script}{arguments}'")
 
@@ -560,7 +582,7 @@ def acceptance(design: Design) -> Step:
 
 
 def stage1_steps(design: Design) -> list[Step]:
-    steps = [create_vms(design), check_mtu(design), bootstrap(design), join_control_planes(design),
+    steps = [create_vms(design), check_mtu(design), preload_images(design), bootstrap(design), join_control_planes(design),
              join_workers(design), approve_serving_certificates(design), gateway_api_crds(design), cilium(design),
              secrets(design), cpi(design), csi(design), loadbalancer(design), ingress(design), acceptance(design)]
     return [s for s in steps if s is not None]
