@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -83,8 +84,9 @@ def hosts_available() -> None:
 
 @contextlib.contextmanager
 def lab(tmp: Path, prefix: str, tag: str, control_planes: int, workers: int, *, count: int | None = None,
-        mtu: int = 1500, known_hosts: bool = True, **settings: Any) -> Iterator[Lab]:
-    design = design_for(prefix, tmp / "hosts" / "client_ed25519", control_planes, workers)
+        mtu: int = 1500, known_hosts: bool = True, changes: dict[str, Any] | None = None,
+        **settings: Any) -> Iterator[Lab]:
+    design = design_for(prefix, tmp / "hosts" / "client_ed25519", control_planes, workers, **(changes or {}))
     (tmp / "hosts").mkdir()
     names = [n.name for n in design.ip_plan.nodes]
     with standins.private_bundle_dir(), host_network(tmp / "hosts", len(names) if count is None else count,
@@ -365,3 +367,53 @@ def test_a_plan_with_the_machines_phase_plans_nodes_without_vms_as_new_and_conne
     assert all(c.detail.startswith("once its VM is up: ") for c in nodes)
     assert "nodes" not in ctx._clients  # no SSH client was even made
     assert [c.kind for c in changes if c not in nodes] == ["kubeconfig"]
+
+
+def docker_save(path: Path, tags: Any, padding: int = 0) -> Path:
+    """An image archive as `docker save` writes it (manifest.json with RepoTags), padded to a size."""
+    import tarfile
+
+    manifest = json.dumps([{"Config": "c.json", "RepoTags": list(tags), "Layers": ["layer.tar"]}]).encode()
+    with tarfile.open(path, "w") as archive:
+        for name, data in (("manifest.json", manifest), ("c.json", b"{}"), ("layer.tar", os.urandom(padding))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_an_image_bundle_is_copied_once_and_loaded_before_kubeadm(hosts_available: None, tmp_path: Path) -> None:
+    required = design_for("10.213.69", tmp_path, 1, 1).node_images
+    archive = docker_save(tmp_path / "k8s-images.tar", required, padding=3 << 20)  # streamed, not held in memory
+    with lab(tmp_path, "10.213.69", "nkb69", 1, 1, changes={"kubernetes.image_bundle": str(archive)}) as the_lab:
+        worker = the_lab.design.ip_plan.workers[0].name
+        the_lab.cluster.fail_join_once(worker)
+        first, events = the_lab.apply()
+        assert not first.ok  # the worker's join failed once; its images were loaded before
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        for host in the_lab.net.hosts:
+            copied = host.path("/var/lib/nsxkube/bundle/images.tar")
+            assert hashlib.sha256(copied.read_bytes()).hexdigest() == digest
+            assert stat.S_IMODE(copied.stat().st_mode) == 0o600
+            imports = [r for r in standins.records(host) if r["prog"] == "ctr" and "import" in r["argv"]]
+            inits_or_joins = [r for r in standins.records(host) if r["prog"] == "kubeadm" and r["argv"][0] in ("init", "join")]
+            assert len(imports) == 1 and imports[0]["end"] <= min(r["start"] for r in inits_or_joins)
+            assert host.path("/var/lib/nsxkube/ctr-images.txt").read_text().split() == sorted(required)
+        assert any("copying k8s-images.tar (3 MiB)" in p for p in events.texts("progress"))
+
+        second, events = the_lab.apply()  # the worker again: the same archive is there, not copied again
+        assert second.ok, second.phases[0].error
+        assert not any("copying k8s-images.tar" in p for p in events.texts("progress"))
+        worker_imports = [r for r in standins.records(the_lab.host(worker)) if r["prog"] == "ctr" and "import" in r["argv"]]
+        assert len(worker_imports) == 2  # loaded again (idempotent), copied once
+
+
+def test_a_bundle_without_every_image_stops_the_plan_before_anything_runs(hosts_available: None, tmp_path: Path) -> None:
+    required = design_for("10.213.70", tmp_path, 1, 0).node_images
+    archive = docker_save(tmp_path / "partial.tar", [r for r in required if "pause" not in r])
+    with lab(tmp_path, "10.213.70", "nkb70", 1, 0, changes={"kubernetes.image_bundle": str(archive)}) as the_lab:
+        result, _ = the_lab.apply()
+        error = result.phases[0].error or ""
+        assert not result.ok and "\n" not in error
+        assert f"kubernetes.image_bundle: {archive} lacks registry.k8s.io/pause:" in error
+        assert the_lab.calls("kubeadm") == [] and the_lab.calls("ctr") == []

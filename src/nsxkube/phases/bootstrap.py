@@ -1,7 +1,8 @@
 """bootstrap: Kubernetes on the node VMs over SSH, with exactly the files `nsxkube render` writes.
 
 Order of apply: every node still to do waits for cloud-init, gets the bundle (kubeadm/ and
-scripts/) and passes the preflight and the MTU probe → the first control plane runs
+scripts/) — with kubernetes.image_bundle also that archive (copied only when the node lacks the
+same file) loaded into containerd — and passes the preflight and the MTU probe → the first control plane runs
 bootstrap-control-plane.sh (kubeadm init with kube-vip) and hands back the join values → the
 other control planes join one at a time (etcd membership changes are serial) → the workers join
 in parallel → kubelet-serving CSRs of our nodes are approved and nodes labelled by role → the
@@ -31,6 +32,7 @@ T = TypeVar("T")
 FACTS = "bootstrap"
 _OBSERVED = "bootstrap.observed"
 REMOTE_BUNDLE = "/var/lib/nsxkube/bundle"
+IMAGES_ARCHIVE = "images.tar"  # kubernetes.image_bundle, as copied to each node it brings up
 JOIN_KEYS = ("NSXKUBE_JOIN_TOKEN", "NSXKUBE_CA_CERT_HASH", "NSXKUBE_CERTIFICATE_KEY")
 # What kubeadm binds: the API server, etcd (client, peer, metrics), kubelet, controller-manager, scheduler.
 CONTROL_PLANE_PORTS = (6443, 2379, 2380, 2381, 10250, 10257, 10259)
@@ -56,6 +58,7 @@ class Timeouts:
 class Observed:
     live: dict[str, Any]  # name → facts.LiveNode
     kubeconfig: str | None = field(default=None, repr=False)  # what <workdir>/kubeconfig should hold
+    image_bundle_sha256: str | None = None  # of kubernetes.image_bundle, checked at plan time
 
 
 @dataclass
@@ -107,8 +110,12 @@ class BootstrapPhase:
                                                                  facts.STATE_SCRIPT, timeouts.short).stdout)
         live = {n.name: facts.parse_state(n.name, outputs.get(n.name, "")) for n in nodes}
         first = design.ip_plan.control_planes[0]
-        changes = [self._node_change(n, live[n.name], n is first, pending=n.name in pending) for n in nodes]
+        preload = design.spec.kubernetes.image_bundle is not None
+        changes = [self._node_change(n, live[n.name], n is first, pending=n.name in pending, preload=preload)
+                   for n in nodes]
         observed = Observed(live)
+        if preload and any(c.mutating for c in changes):
+            observed.image_bundle_sha256 = self._check_image_bundle(design)
         if live[first.name].initialized:
             changes += self._cluster_changes(ctx, client, first, live)
             observed.kubeconfig = self._desired_kubeconfig(ctx, client, first)
@@ -117,8 +124,9 @@ class BootstrapPhase:
         return changes
 
     @staticmethod
-    def _node_change(node: Node, live: Any, first: bool, *, pending: bool = False) -> Change:
-        steps = ("once its VM is up: " if pending else "") + "wait for cloud-init, preflight and MTU probe, "
+    def _node_change(node: Node, live: Any, first: bool, *, pending: bool = False, preload: bool = False) -> Change:
+        steps = (("once its VM is up: " if pending else "") + "wait for cloud-init, preflight and MTU probe, "
+                 + ("preload the image bundle, " if preload else ""))
         if first:
             if live.initialized:
                 return Change("unchanged", "control-plane", node.name, "initialized")
@@ -195,7 +203,7 @@ class BootstrapPhase:
         outcomes.update({n.name: Outcome() for n in todo})
         try:
             if todo:
-                self.ensure_nodes_ready(ctx, client, todo, outcomes)
+                self.ensure_nodes_ready(ctx, client, todo, outcomes, observed.image_bundle_sha256)
                 values = self.ensure_first_control_plane(ctx, client, first, todo, outcomes)
                 for node in todo:
                     if node.is_control_plane and node is not first:
@@ -218,12 +226,16 @@ class BootstrapPhase:
         ctx.facts[FACTS] = {"kubeconfig": ctx.options.workdir / "kubeconfig"}
         return [c for c in changes if c.mutating]
 
-    def ensure_nodes_ready(self, ctx: Context, client: Any, todo: Sequence[Node], outcomes: dict[str, Outcome]) -> None:
-        """cloud-init finished, bundle uploaded, preflight and MTU probe passed; workers may fail alone."""
+    def ensure_nodes_ready(self, ctx: Context, client: Any, todo: Sequence[Node], outcomes: dict[str, Outcome],
+                           bundle_sha256: str | None = None) -> None:
+        """cloud-init finished, bundle uploaded (and images preloaded), preflight and MTU probe passed;
+        workers may fail alone."""
         def ready(node: Node) -> None:
             start = time.monotonic()
             self._wait_for_cloud_init(ctx, client, node)
             self._upload_bundle(ctx, client, node)
+            if bundle_sha256:
+                self._preload_images(ctx, client, node, bundle_sha256)
             self._preflight(ctx, client, node)
             outcomes[node.name].seconds += time.monotonic() - start
 
@@ -265,6 +277,48 @@ class BootstrapPhase:
 
         files = {f.path: (f.content, f.mode) for f in [*render_kubeadm(ctx.design), *render_scripts(ctx.design)]}
         client.create_files(self._target(client, node), REMOTE_BUNDLE, files, Timeouts.of(ctx).short)
+
+    @staticmethod
+    def _check_image_bundle(design: Design) -> str:
+        """The bundle holds every image the nodes need (else nothing starts); its SHA-256."""
+        import hashlib
+
+        from nsxkube.errors import UsageError
+        from nsxkube.images import bundle_problems
+
+        bundle = design.spec.kubernetes.image_bundle
+        assert bundle is not None
+        problems = bundle_problems(bundle, design.node_images)
+        if problems:
+            raise UsageError(f"{problems[0].key}: {problems[0].message}", hint=problems[0].hint)
+        digest = hashlib.sha256()
+        with bundle.expanduser().open("rb") as archive:
+            for chunk in iter(lambda: archive.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def _preload_images(self, ctx: Context, client: Any, node: Node, sha256: str) -> None:
+        """Copies the bundle to the node unless the same file is there already, then loads it into
+        containerd with the rendered script, which checks that every image is listed."""
+        from nsxkube.images import PRELOAD_SCRIPT
+
+        bundle = ctx.design.spec.kubernetes.image_bundle
+        assert bundle is not None
+        remote, timeouts, target = f"{REMOTE_BUNDLE}/{IMAGES_ARCHIVE}", Timeouts.of(ctx), self._target(client, node)
+        present = self._run(client, node, "checking the image bundle on the node",
+                            f"sha256sum {remote} 2>/dev/null || true", timeouts.short).stdout.split()
+        if present[:1] != [sha256]:
+            size = bundle.expanduser().stat().st_size
+            ctx.reporter.progress(self.name, node.name, 1, 4, f"copying {bundle.name} ({size / 2**20:.0f} MiB)")
+            client.upload_file(target, bundle.expanduser(), remote, timeouts.long)
+        result = self._run(client, node, "preloading images", f"bash {REMOTE_BUNDLE}/{PRELOAD_SCRIPT} {remote}",
+                           timeouts.long, check=False)
+        if not result.ok:
+            missing = [line.removeprefix("missing ") for line in result.stdout.splitlines() if line.startswith("missing ")]
+            what = f"containerd lacks {', '.join(missing)} after the import" if missing else result.last_line()
+            raise ProviderError(f"preloading images on {node.name} ({node.address}) failed: {what}",
+                                hint=f"see logs/{node.name}.log; `nsxkube check` lists the images the bundle needs")
+        ctx.reporter.progress(self.name, node.name, 1, 4, f"{len(ctx.design.node_images)} images preloaded")
 
     def _preflight(self, ctx: Context, client: Any, node: Node) -> None:
         from nsxkube.providers.nodes import facts

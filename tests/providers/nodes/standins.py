@@ -187,6 +187,25 @@ print("status: error" if failing else "status: done")
 sys.exit(1 if failing else 0)
 '''
 
+CTR = COMMON + r'''
+import tarfile
+# ctr [--address A] -n k8s.io images import FILE | images ls -q: a docker save archive's tags become
+# the images containerd lists (kept per host, beside the bundle)
+STORE = "/var/lib/nsxkube/ctr-images.txt"
+rest = sys.argv[sys.argv.index("images") + 1:]
+record()
+held = open(STORE).read().split() if os.path.exists(STORE) else []
+if rest[0] == "import":
+    with tarfile.open(rest[1]) as archive:
+        manifest = json.load(archive.extractfile("manifest.json"))
+    held = sorted(set(held) | {tag for entry in manifest for tag in entry.get("RepoTags") or []})
+    os.makedirs(os.path.dirname(STORE), exist_ok=True)
+    with open(STORE, "w") as f:
+        f.write("\n".join(held) + "\n")
+elif rest[0] == "ls":
+    print("\n".join(held))
+'''
+
 TAIL = r'''#!/bin/bash
 # Stand-in for tail: the cloud-init log of a failed node, anything else from the real tail.
 if [[ ${*: -1} == /var/log/cloud-init-output.log ]]; then
@@ -267,7 +286,7 @@ def make_cluster(root: Path, name: str, addresses: dict[str, str], **settings: o
 def install(host: object, cluster: Cluster) -> None:
     """Puts every stand-in into the host's private /usr/local/bin."""
     fill = {"@PYTHON@": sys.executable, "@STATE@": str(cluster.root), "@RECORDS@": RECORDS}
-    for name, text in {"kubeadm": KUBEADM, "kubectl": KUBECTL, "cloud-init": CLOUD_INIT}.items():
+    for name, text in {"kubeadm": KUBEADM, "kubectl": KUBECTL, "cloud-init": CLOUD_INIT, "ctr": CTR}.items():
         for key, value in fill.items():
             text = text.replace(key, value)
         host.install_program(name, text)  # type: ignore[attr-defined]

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from nsxkube.errors import ProviderError
@@ -89,6 +90,18 @@ class NodeClient:
         result = self.run(target, command)
         if not result.ok:
             raise ProviderError(f"could not write {directory} on {target.where}: {result.last_line()}",
+                                hint=f"see {self.log_of(target).path}")
+        return result
+
+    def upload_file(self, target: Target, local: Path, remote: str, timeout: float) -> Result:
+        """Copies a local file to ``remote`` on the node (root-owned, 0600), streamed; the file
+        appears whole or not at all."""
+        part = shlex.quote(f"{remote}.part")
+        script = (f"install -d -m 0700 {shlex.quote(str(PurePosixPath(remote).parent))} && umask 077 && "
+                  f"cat > {part} && mv {part} {shlex.quote(remote)}")
+        result = self.run(target, Command(f"upload {local.name}", script, timeout, stdin_file=str(local)))
+        if not result.ok:
+            raise ProviderError(f"could not copy {local} to {remote} on {target.where}: {result.last_line()}",
                                 hint=f"see {self.log_of(target).path}")
         return result
 
@@ -186,8 +199,9 @@ class NodeClient:
         log = self.log_of(target)
         start = time.monotonic()
         try:
-            process = await connection.run(remote, input=command.stdin or None, encoding=None,
-                                           timeout=command.timeout, check=False)
+            feed: dict[str, Any] = ({"stdin": command.stdin_file} if command.stdin_file
+                                    else {"input": command.stdin or None})
+            process = await connection.run(remote, **feed, encoding=None, timeout=command.timeout, check=False)
         except asyncssh.TimeoutError as err:
             seconds = time.monotonic() - start
             log.command(command.label, command.script, "TIMED OUT", seconds,

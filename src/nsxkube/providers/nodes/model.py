@@ -37,6 +37,7 @@ class Command:
     script: str
     timeout: float
     stdin: bytes = b""
+    stdin_file: str | None = None  # a local file streamed to stdin instead (large uploads: never held in memory)
     secrets: tuple[str, ...] = field(default=(), repr=False)
     log_stdout: bool = True
 
