@@ -74,8 +74,8 @@ def _print_setup(images: ImageBundle, say) -> None:
     if images.missing:
         lines.append("  - nodeRegistration.ignorePreflightErrors += ImagePull, because these images do not exist here:")
         lines += [f"      {reference}: {why}" for reference, why in images.missing.items()]
-    lines.append(f"  + {PRELOAD_SCRIPT}: nsxkube.images.preload_script (a product function `render` does not "
-                 "write yet), run over SSH with the image archive")
+    lines.append(f"  + {PRELOAD_SCRIPT}: nsxkube.images.preload_script for the images built here (render writes "
+                 "it for the design's node_images, which include kube-vip), run over SSH with the image archive")
     lines.append(f"images ({'cached' if images.cached else f'assembled in {images.seconds:.1f} s'}): "
                  + ", ".join(images.references))
     say("\n".join(lines))
