@@ -283,7 +283,7 @@ def test_a_failed_worker_leaves_the_others_joined_and_is_resumed(hosts_available
         assert not first.ok
         error = first.phases[0].error or ""
         assert "\n" not in error and f"{failing}: FAILED" in error and "--phase bootstrap again" in error
-        assert f"nsxkube nodes reset {failing}" in error
+        assert f"`sudo kubeadm reset -f` on {failing}" in error
         assert any(s.startswith(f"{other} ") and "joined" in s for s in events.texts("step"))
         assert the_lab.host(other).path("/etc/kubernetes/kubelet.conf").exists()
         assert not the_lab.host(failing).path("/etc/kubernetes/kubelet.conf").exists()

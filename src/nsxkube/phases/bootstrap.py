@@ -221,8 +221,8 @@ class BootstrapPhase:
             raise ProviderError(
                 f"{len(failed)} of {len(todo)} node(s) did not join: "
                 + "; ".join(f"{name}: {outcomes[name].status}" for name in failed),
-                hint="the others are in the cluster; fix the cause and run apply --phase bootstrap again, or reset "
-                     f"a half-joined node first (kubeadm reset -f on it, or nsxkube nodes reset {failed[0]})")
+                hint="the others are in the cluster; fix the cause and run apply --phase bootstrap again, after "
+                     f"resetting a half-joined node (`sudo kubeadm reset -f` on {failed[0]})")
         ctx.facts[FACTS] = {"kubeconfig": ctx.options.workdir / "kubeconfig"}
         return [c for c in changes if c.mutating]
 
