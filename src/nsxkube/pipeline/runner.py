@@ -84,7 +84,8 @@ def destroy(
     ordered = [p for p in reversed(phases) if isinstance(p, Destroyable)]
     planned: list[tuple[Phase, list[Change]]] = []
     for phase in ordered:
-        outcome = _timed(ctx, phase, lambda p=phase: p.plan_destroy(ctx), report_changes=True)
+        outcome = _timed(ctx, phase, lambda p=phase: p.plan_destroy(ctx), report_changes=True,
+                         title=_destroy_title(phase))
         if not outcome.ok:
             result.phases.append(outcome)
             return result
@@ -96,17 +97,23 @@ def destroy(
     if not confirm(everything):
         raise Aborted("nothing was deleted")
     for phase, changes in planned:
-        result.phases.append(_timed(ctx, phase, lambda p=phase, c=changes: p.destroy(ctx, c), report_changes=False))
+        result.phases.append(_timed(ctx, phase, lambda p=phase, c=changes: p.destroy(ctx, c), report_changes=False,
+                                    title=_destroy_title(phase)))
         if not result.phases[-1].ok:
             break
     return result
 
 
-def _timed(ctx: Context, phase: Phase, action: Callable[[], list[Change]], *, report_changes: bool) -> PhaseResult:
-    reporter = ctx.reporter
-    reporter.phase_started(phase.name, phase.title)
+def _destroy_title(phase: Phase) -> str:
+    return f"Delete what the {phase.name} phase created (only objects this cluster owns)"
+
+
+def _timed(ctx: Context, phase: Phase, action: Callable[[], list[Change]], *, report_changes: bool,
+           title: str | None = None) -> PhaseResult:
+    reporter, title = ctx.reporter, title or phase.title
+    reporter.phase_started(phase.name, title)
     start = time.monotonic()
-    outcome = PhaseResult(phase.name, phase.title)
+    outcome = PhaseResult(phase.name, title)
     try:
         outcome.changes = list(action())
         if report_changes:
