@@ -60,7 +60,10 @@ def show_summary(summary: LabSummary, lab_dir: Path, *, report: Path | None, bun
     if summary.last_apply:
         phases = summary.last_apply["phases"]
         total = sum(p["seconds"] for p in phases)
-        say(f"  last apply ({summary.last_apply.get('finished_at', '?')}, {total:.2f} s):")
+        finished = str(summary.last_apply.get("finished_at", "?"))
+        # an apply against an earlier lab in this directory: its objects are gone with that lab
+        earlier = " — before this lab started" if finished < lab.started_at else ""
+        say(f"  last apply ({finished}{earlier}, {total:.2f} s):")
         for phase in phases:
             say(f"    {_phase_line(phase)}")
     else:
