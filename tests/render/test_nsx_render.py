@@ -844,6 +844,34 @@ def test_apply_script_sends_the_body_over_verified_tls_and_waits_for_realization
         assert failed.returncode == 1 and f"NSX could not realize {policy_path}" in failed.stderr
 
 
+def test_what_the_hand_applied_bundle_builds_is_what_nsxkube_apply_would_build(tmp_path: Path):
+    """The two ways to stage 0 agree: after the bundle's nsx/apply.sh (curl, by hand) on an NSX
+    as Tanzu leaves it, the network phase finds every object as it wants it, and writes nothing."""
+    from nsxkube.phases.network import PHASE
+    from tests.providers.nsx.helpers import make_context, writes
+
+    lab = emulator_module()
+    require_tool("curl")
+    require_tool("openssl")
+    with lab.NsxEmulator("tanzu", realization_delay=0.1) as nsx:
+        design = emulator_design(lab, {"nsx.manager": nsx.url.split("//", 1)[1], "nsx.tls.thumbprint": nsx.thumbprint,
+                                       "nsx.segment.cidr": "172.16.51.0/24", "nsx.segment.gateway": "172.16.51.1",
+                                       "network.api_vip": "172.16.51.10", "nodes.address_range": "172.16.51.11-172.16.51.99",
+                                       "network.loadbalancer_pools": [{"name": "default",
+                                                                       "range": "172.16.51.200-172.16.51.250"}]})
+        done = run_apply_script(nsx, design, tmp_path)
+        assert done.returncode == 0, done.stderr
+        nsx.log.clear()
+        ctx = make_context(design, nsx, tmp_path / "work")
+        try:
+            changes = PHASE.plan(ctx)
+        finally:
+            ctx.close()
+        assert len(changes) == len(desired_nsx_objects(design))
+        assert {c.action for c in changes} == {"unchanged"}, [c.one_line() for c in changes if c.action != "unchanged"]
+        assert writes(nsx) == []
+
+
 def test_apply_script_stops_before_sending_credentials_to_the_wrong_certificate(tmp_path: Path):
     lab = emulator_module()
     require_tool("openssl")

@@ -76,7 +76,7 @@ def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str) -> int:
         (lab_dir / files.CLUSTER_FILE).write_text(lab_cluster_yaml(
             example_text(CLUSTER_NAME), vcenter=vcenter, nsx=nsx, public_key=public_key, private_key_file=key_file),
             encoding="utf-8")
-        files.write_private(lab_dir / files.ENV_FILE, env_lines(vcsim.username, vcsim.password, emulator))
+        files.write_private(lab_dir / files.ENV_FILE, env_lines(vcsim, emulator))
         bridge = NsxVcenterBridge(emulator, session)
         guests = GuestSimulator(session, None, on_boot=bridge.vm_booted, on_gone=bridge.vm_gone)
         lab = files.LabState(
@@ -115,11 +115,18 @@ def _keep_in_sync(stop: threading.Event, vcsim: VcsimServer, bridge: NsxVcenterB
     return 0
 
 
-def env_lines(vcenter_user: str, vcenter_password: str, emulator: NsxEmulator) -> str:
-    """The variables the lab's cluster.yaml names, as `export` lines (throwaway credentials)."""
-    values = {"VSPHERE_USER": vcenter_user, "VSPHERE_PASSWORD": vcenter_password,
-              "NSX_USER": emulator.username, "NSX_PASSWORD": emulator.password}
-    return ("# nsxkube lab: throwaway credentials of the simulators; `source` this file\n"
+def env_lines(vcsim: VcsimServer, emulator: NsxEmulator) -> str:
+    """`export` lines: the credential variables the lab's cluster.yaml names (throwaway values), where
+    the simulators listen with their certificate thumbprints, and NSX_MANAGER for the bundle's
+    nsx/apply.sh."""
+    values = {
+        "VSPHERE_USER": vcsim.username, "VSPHERE_PASSWORD": vcsim.password,
+        "NSX_USER": emulator.username, "NSX_PASSWORD": emulator.password,
+        "NSXKUBE_LAB_VCENTER_URL": vcsim.url, "NSXKUBE_LAB_VCENTER_THUMBPRINT": vcsim.thumbprint_sha256,
+        "NSXKUBE_LAB_NSX_URL": emulator.url, "NSXKUBE_LAB_NSX_THUMBPRINT": emulator.thumbprint or "",
+        "NSX_MANAGER": f"{emulator.host}:{emulator.port}",
+    }
+    return ("# nsxkube lab: where the simulators listen and their throwaway credentials; `source` this file\n"
             + "".join(f"export {name}='{value}'\n" for name, value in values.items()))
 
 
