@@ -68,3 +68,19 @@ def test_up_twice_reuses_the_lab_and_the_summary_reads_it_back(tmp_path: Path) -
 
 def stat_mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
+
+
+def test_two_lab_up_at_once_in_one_directory_start_one_lab(tmp_path: Path) -> None:
+    require_binary("vcsim")
+    command = [sys.executable, "-m", "nsxkube", "lab", "up", "--dir", str(tmp_path)]
+    both = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        outputs = [p.communicate(timeout=120) for p in both]
+        assert [p.returncode for p in both] == [0, 0], outputs
+        said = sorted("already running" in out for out, _ in outputs)
+        assert said == [False, True]  # one started it, the other found it
+        supervisors = subprocess.run(["pgrep", "-f", f"nsxkube.lab.supervisor {tmp_path} "], capture_output=True,
+                                     text=True).stdout.split()
+        assert len(supervisors) == 1
+    finally:
+        nsxkube("lab", "down", "--dir", str(tmp_path))

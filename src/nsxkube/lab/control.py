@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from nsxkube.errors import ProviderError, UsageError
 from nsxkube.lab import state as files
 from nsxkube.lab.process import log_tail, pid_alive, port_is_open
 
+LOCK_FILE = ".lab.lock"
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
 
@@ -31,11 +32,26 @@ class UpResult:
 def up(lab_dir: Path, *, vcenter_port: int = 0, nsx_port: int = 0,
        progress: Callable[[str], None] = lambda message: None) -> UpResult:
     """Starts the lab in ``lab_dir`` (or finds it running there) and waits until it is ready."""
+    lab_dir = lab_dir.resolve()
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(lab_dir):  # two `lab up` at once in one directory: the second finds the first's lab
+        return _up_locked(lab_dir, vcenter_port, nsx_port, progress)
+
+
+@contextlib.contextmanager
+def _exclusive(lab_dir: Path) -> Iterator[None]:
+    import fcntl
+
+    with (lab_dir / LOCK_FILE).open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, progress: Callable[[str], None]) -> UpResult:
     from nsxkube.lab.spec import is_lab_file
     from nsxkube.lab.vcsim import locate_vcsim
 
     began = time.monotonic()
-    lab_dir = lab_dir.resolve()
     running = status(lab_dir)
     if running is not None:
         return UpResult(running, False, time.monotonic() - began)
@@ -45,7 +61,6 @@ def up(lab_dir: Path, *, vcenter_port: int = 0, nsx_port: int = 0,
                          hint="pass another directory with --dir")
     program = locate_vcsim()  # fails here, before anything starts, when the simulator is not built
     progress(f"starting the vCenter simulator ({program.origin}) and the NSX emulator")
-    lab_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(lab_dir, 0o700)
     (lab_dir / files.STATE_FILE).unlink(missing_ok=True)
     log_path = lab_dir / files.LOG_FILE
