@@ -159,3 +159,20 @@ def bundle_problems(bundle: Path, required: Sequence[str]) -> list[Problem]:
         return [Problem(KEY, f"{path} lacks {missing[0]}{more}",
                         hint="`nsxkube check` lists every image the nodes need; add them to the bundle")]
     return []
+
+
+def verified_digest(bundle: Path | None, required: Sequence[str]) -> str:
+    """The bundle's SHA-256 once it is known to hold every required image; UsageError otherwise."""
+    import hashlib
+
+    from nsxkube.errors import UsageError
+
+    assert bundle is not None
+    problems = bundle_problems(bundle, required)
+    if problems:
+        raise UsageError(f"{problems[0].key}: {problems[0].message}", hint=problems[0].hint)
+    digest = hashlib.sha256()
+    with bundle.expanduser().open("rb") as archive:
+        for chunk in iter(lambda: archive.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -115,7 +115,9 @@ class BootstrapPhase:
                    for n in nodes]
         observed = Observed(live)
         if preload and any(c.mutating for c in changes):
-            observed.image_bundle_sha256 = self._check_image_bundle(design)
+            from nsxkube.images import verified_digest
+
+            observed.image_bundle_sha256 = verified_digest(design.spec.kubernetes.image_bundle, design.node_images)
         if live[first.name].initialized:
             changes += self._cluster_changes(ctx, client, first, live)
             observed.kubeconfig = self._desired_kubeconfig(ctx, client, first)
@@ -277,25 +279,6 @@ class BootstrapPhase:
 
         files = {f.path: (f.content, f.mode) for f in [*render_kubeadm(ctx.design), *render_scripts(ctx.design)]}
         client.create_files(self._target(client, node), REMOTE_BUNDLE, files, Timeouts.of(ctx).short)
-
-    @staticmethod
-    def _check_image_bundle(design: Design) -> str:
-        """The bundle holds every image the nodes need (else nothing starts); its SHA-256."""
-        import hashlib
-
-        from nsxkube.errors import UsageError
-        from nsxkube.images import bundle_problems
-
-        bundle = design.spec.kubernetes.image_bundle
-        assert bundle is not None
-        problems = bundle_problems(bundle, design.node_images)
-        if problems:
-            raise UsageError(f"{problems[0].key}: {problems[0].message}", hint=problems[0].hint)
-        digest = hashlib.sha256()
-        with bundle.expanduser().open("rb") as archive:
-            for chunk in iter(lambda: archive.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
 
     def _preload_images(self, ctx: Context, client: Any, node: Node, sha256: str) -> None:
         """Copies the bundle to the node unless the same file is there already, then loads it into
