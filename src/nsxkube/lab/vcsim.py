@@ -133,12 +133,12 @@ def start_vcsim(
         "-standalone-host", str(standalone_hosts),
         "-vm", str(vms),
         "-username", username,
-        "-password", password,
         "-stdinexit",
         *extra_args,
     ]  # fmt: skip
     started = time.monotonic()
-    proc = start_process(argv, log_path=log_path, stdin=subprocess.PIPE)
+    # the password travels in the environment: an argument would show in every process listing
+    proc = start_process(argv, log_path=log_path, stdin=subprocess.PIPE, env={**os.environ, "VCSIM_PASSWORD": password})
     try:
         host, port = _wait_for_address(proc, log_path, started + timeout)
         cert_pem = _wait_until_answering(host, port, started + timeout)

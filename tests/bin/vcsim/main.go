@@ -44,7 +44,7 @@ func main() {
 	flag.IntVar(&m.Portgroup, "pg", m.Portgroup, "distributed port groups")
 	flag.IntVar(&m.OpaqueNetwork, "nsx", m.OpaqueNetwork, "NSX-backed opaque networks")
 	user := flag.String("username", "", "login user (default: any login is accepted)")
-	pass := flag.String("password", "", "login password (with -username)")
+	pass := flag.String("password", "", "login password (with -username); default $VCSIM_PASSWORD, which keeps it out of the process list")
 	useTLS := flag.Bool("tls", true, "serve HTTPS (self-signed certificate)")
 	stdinExit := flag.Bool("stdinexit", false, "exit when stdin yields a byte or closes")
 	flag.Parse()
@@ -56,6 +56,9 @@ func main() {
 
 	m.Service.RegisterEndpoints = true
 	m.Service.Listen = &url.URL{Host: *listen}
+	if *pass == "" {
+		*pass = os.Getenv("VCSIM_PASSWORD")
+	}
 	if *user != "" {
 		m.Service.Listen.User = url.UserPassword(*user, *pass)
 	}
@@ -64,7 +67,10 @@ func main() {
 	}
 	s := m.Service.NewServer()
 	defer s.Close()
-	fmt.Printf("export GOVC_URL=%s GOVC_SIM_PID=%d\n", s.URL, os.Getpid())
+	// the address only: the password must not reach a log
+	shown := *s.URL
+	shown.User = nil
+	fmt.Printf("export GOVC_URL=%s GOVC_SIM_PID=%d\n", shown.String(), os.Getpid())
 
 	done := make(chan os.Signal, 1)
 	signal.Notify(done, syscall.SIGINT, syscall.SIGTERM)
