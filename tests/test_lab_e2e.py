@@ -96,7 +96,7 @@ def test_the_main_job_builds_on_the_lab_changes_nothing_the_second_time_destroys
         leaking = [str(p) for p in lab_dir.rglob("*") if p.is_file() and p.name != files.ENV_FILE
                    and any(secret.encode() in p.read_bytes() for secret in secrets)]
         assert leaking == []  # not in cluster.yaml, logs, the request log, the report or the bundle
-        processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        processes = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
         assert not [secret for secret in secrets if secret in processes]
 
         client = nsx_client(lab_dir)
