@@ -119,6 +119,8 @@ def test_down_and_status_without_a_lab_say_so(tmp_path: Path) -> None:
     assert (status.returncode, status.stdout.strip()) == (1, f"no lab is running in {tmp_path}")
     summary = nsxkube("lab", "summary", "--dir", str(tmp_path))
     assert summary.returncode == 2 and summary.stderr.startswith(f"error: no lab is running in {tmp_path}")
+    yaml_out = nsxkube("lab", "summary", "--dir", str(tmp_path), "-o", "yaml")
+    assert (yaml_out.returncode, yaml_out.stderr) == (2, "error: --output 'yaml': use text or json\n")
 
 
 def _fake_program(path: Path, origin: str | None = None) -> Path:

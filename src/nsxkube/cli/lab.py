@@ -83,8 +83,11 @@ def summary(
 ) -> None:
     """What the lab holds now (read through the simulators' APIs), the last apply, and what next."""
     from nsxkube.cli.lab_summary import show_summary, summary_dict
+    from nsxkube.errors import UsageError
     from nsxkube.lab.summary import summarize
 
+    if output not in ("text", "json"):
+        raise UsageError(f"--output {output!r}: use text or json")
     result = summarize(lab_dir)
     if output == "json":
         import json
