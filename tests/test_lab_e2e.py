@@ -91,6 +91,14 @@ def test_the_main_job_builds_on_the_lab_changes_nothing_the_second_time_destroys
         lab = files.read_state(lab_dir)
         assert lab is not None and (lab_dir / "nsx-report.md").read_text().count("Tanzu") > 0
         assert (lab_dir / "bundle" / "README.md").is_file()
+        summary_text = out[out.index("==> summary"):]
+        for shown in (f"{lab_dir / 'nsx-report.md'}", f"bundle: {lab_dir / 'bundle'}", "last apply (",
+                      "network ", "machines ", "network-bindings ", "next, on real vSphere + NSX:"):
+            assert shown in summary_text, shown
+        exported = lab_secrets(lab_dir)  # lab.env: where the simulators listen, and how to trust them
+        assert exported["NSXKUBE_LAB_VCENTER_URL"] == f"{lab.service('vcenter').url}/sdk"
+        assert exported["NSXKUBE_LAB_NSX_URL"] == lab.service("nsx").url
+        assert exported["NSXKUBE_LAB_NSX_THUMBPRINT"] == lab.service("nsx").thumbprint
 
         secrets = {v for k, v in lab_secrets(lab_dir).items() if k.endswith("PASSWORD")}
         leaking = [str(p) for p in lab_dir.rglob("*") if p.is_file() and p.name != files.ENV_FILE
@@ -139,8 +147,20 @@ def test_the_main_job_builds_on_the_lab_changes_nothing_the_second_time_destroys
         assert sorted(n for n in vcenter_vms(lab_dir) if n.startswith(CLUSTER)) == NODES  # no second copy
         assert foreign_revisions(client) == tanzu_before  # Tanzu / NCP objects untouched
 
-        # destroy: VMs first; NSX drops their ports (the lab tells it, as vCenter would), then the rest
+        # apply without --phase: every phase in order, stopping at the first that fails (bootstrap:
+        # the lab's VMs answer no SSH) with the command to resume
         env = {**os.environ, **lab_secrets(lab_dir)}
+        everything = subprocess.run([*nsxkube, "apply", str(lab_dir / "cluster.yaml")], capture_output=True,
+                                    text=True, timeout=300, env=env)
+        assert everything.returncode == 1
+        assert "✗ bootstrap" in everything.stdout and "on port 22" in everything.stdout
+        said = " ".join(everything.stdout.split())  # the terminal reporter wraps long lines
+        assert f"run `nsxkube apply {lab_dir / 'cluster.yaml'} --phase bootstrap` again" in said
+        record = json.loads((lab_dir / ".nsxkube" / CLUSTER / "last-apply.json").read_text())
+        assert [(p["name"], p["ok"]) for p in record["phases"]] == [
+            ("network", True), ("machines", True), ("network-bindings", True), ("bootstrap", False)]
+
+        # destroy: VMs first; NSX drops their ports (the lab tells it, as vCenter would), then the rest
         destroyed = subprocess.run([*nsxkube, "destroy", str(lab_dir / "cluster.yaml"), "--yes"], capture_output=True,
                                    text=True, timeout=300, env=env)
         assert destroyed.returncode == 0, destroyed.stdout[-3000:]

@@ -151,3 +151,19 @@ def test_vcsim_is_found_prebuilt_then_newest_module_build_then_debian_then_path(
     assert locate_vcsim().path == prebuilt  # a prebuilt one wins
     monkeypatch.setenv("NSXKUBE_VCSIM", str(cache / "govmomi-v0.9.0" / "vcsim"))
     assert locate_vcsim().origin == "govmomi v0.9.0 (Go module)"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("up", "--dir", "/etc/passwd"), "error: --dir /etc/passwd: not a directory"),
+    (("down", "--dir", "/etc/passwd"), "error: --dir /etc/passwd: not a directory"),
+    (("summary", "--dir", "/etc/passwd"), "error: --dir /etc/passwd: not a directory"),
+    (("up", "--dir", "/proc/no-such-dir"), "error: --dir /proc/no-such-dir: cannot create it"),
+    (("up", "--dir", "{tmp}", "--vcenter-port", "99999"), "error: --vcenter-port 99999: a TCP port is 1–65535"),
+    (("up", "--dir", "{tmp}", "--nsx-port", "-1"), "error: --nsx-port -1: a TCP port is 1–65535"),
+])
+def test_bad_lab_arguments_are_one_line_before_anything_starts(tmp_path: Path, args: tuple[str, ...],
+                                                                message: str) -> None:
+    result = nsxkube("lab", *(a.replace("{tmp}", str(tmp_path)) for a in args))
+    assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / files.LOG_FILE).exists()

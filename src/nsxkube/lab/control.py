@@ -32,8 +32,14 @@ class UpResult:
 def up(lab_dir: Path, *, vcenter_port: int = 0, nsx_port: int = 0,
        progress: Callable[[str], None] = lambda message: None) -> UpResult:
     """Starts the lab in ``lab_dir`` (or finds it running there) and waits until it is ready."""
-    lab_dir = lab_dir.resolve()
-    lab_dir.mkdir(parents=True, exist_ok=True)
+    for option, port in (("--vcenter-port", vcenter_port), ("--nsx-port", nsx_port)):
+        if not 0 <= port <= 65535:
+            raise UsageError(f"{option} {port}: a TCP port is 1–65535, or 0 to pick a free one")
+    lab_dir = _lab_dir(lab_dir)
+    try:
+        lab_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--dir {lab_dir}: cannot create it ({err.strerror})") from None
     with _exclusive(lab_dir):  # two `lab up` at once in one directory: the second finds the first's lab
         return _up_locked(lab_dir, vcenter_port, nsx_port, progress)
 
@@ -86,9 +92,17 @@ def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, progress: Callab
                         hint=f"see {log_path}")
 
 
+def _lab_dir(lab_dir: Path) -> Path:
+    resolved = lab_dir.resolve()
+    if resolved.exists() and not resolved.is_dir():
+        raise UsageError(f"--dir {lab_dir}: not a directory", hint="the lab keeps its files in a directory")
+    return resolved
+
+
 def status(lab_dir: Path) -> files.LabState | None:
     """The running lab in ``lab_dir``, or None (a stale lab.json of a dead supervisor is removed)."""
-    lab = files.read_state(lab_dir.resolve())
+    lab_dir = _lab_dir(lab_dir)
+    lab = files.read_state(lab_dir)
     if lab is None:
         return None
     if pid_alive(lab.pid) and files.is_supervisor(lab.pid):
@@ -108,7 +122,7 @@ def down(lab_dir: Path) -> DownResult:
     """Stops the lab's supervisor (it stops both simulators) and checks their ports are closed.
     The cluster file, reports and bundle stay; lab.env's throwaway credentials go with the lab."""
     began = time.monotonic()
-    lab_dir = lab_dir.resolve()
+    lab_dir = _lab_dir(lab_dir)
     lab = status(lab_dir)
     if lab is None:
         return DownResult(None, time.monotonic() - began)
