@@ -9,7 +9,6 @@ reported with vCenter's error while the others finish; the phase then fails nami
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -20,13 +19,13 @@ from nsxkube.errors import ConflictError, ProviderError
 from nsxkube.pipeline import facts
 from nsxkube.pipeline.change import Change
 from nsxkube.pipeline.context import Context
+from nsxkube.pipeline.waiting import backoff
 from nsxkube.providers.vsphere import diff as vdiff
 from nsxkube.providers.vsphere.model import MIB_PER_GIB, LiveVm, Machine, MachineFacts, Placement
 
 FACTS = facts.MACHINES
 _OBSERVED = "machines.observed"  # plan's snapshot, used by the apply of the same run
 STEPS = 5  # cloned, configured, powered on, VMware Tools running, address up
-NETWORK_POLL_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until the realization timeout
 
 
 def desired_machines(design: Design) -> list[Machine]:
@@ -168,17 +167,15 @@ class MachinesPhase:
         spec, timeout = ctx.design.spec, ctx.options.realization_timeout_seconds
         item = f"port group {spec.vsphere.network}"
         ctx.reporter.progress(self.name, item, 0, 1, "waiting for NSX to publish it")
-        deadline, attempt = time.monotonic() + timeout, 0
-        while (network := read_node_network(session, spec.vsphere)) is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ProviderError(
-                    f"port group {spec.vsphere.network} did not appear in vCenter within {timeout:g} s; no VM was "
-                    "created", hint=f"check that the network phase ran and created segment {spec.nsx.segment.name}, "
-                    f"and that its transport zone {spec.nsx.transport_zone} is attached to the VDS of cluster "
-                    f"{spec.vsphere.cluster}")
-            time.sleep(min(NETWORK_POLL_SECONDS[min(attempt, len(NETWORK_POLL_SECONDS) - 1)], remaining))
-            attempt += 1
+        for _ in backoff(timeout):
+            if (network := read_node_network(session, spec.vsphere)) is not None:
+                break
+        else:
+            raise ProviderError(
+                f"port group {spec.vsphere.network} did not appear in vCenter within {timeout:g} s; no VM was "
+                "created", hint=f"check that the network phase ran and created segment {spec.nsx.segment.name}, "
+                f"and that its transport zone {spec.nsx.transport_zone} is attached to the VDS of cluster "
+                f"{spec.vsphere.cluster}")
         observed.placement = replace(observed.placement, network=network)
         ctx.reporter.progress(self.name, item, 1, 1, "in vCenter")
 

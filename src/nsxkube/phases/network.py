@@ -10,7 +10,6 @@ objects tagged `nsxkube/cluster=<name>` — never one that is protected or someo
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from nsxkube.errors import ConflictError, ProviderError
 from nsxkube.pipeline.change import Change
 from nsxkube.pipeline.context import Context
 from nsxkube.pipeline.facts import DOOMED_VMS
+from nsxkube.pipeline.waiting import backoff
 
 if TYPE_CHECKING:  # the provider imports httpx: loaded only when the phase runs
     from nsxkube.checks.nsx_audit import Finding
@@ -167,15 +167,14 @@ def _refuse_attached_ports(client: NsxClient, owned: list[LiveObject], doomed_vm
 
 def _wait_for_ports_to_go(ctx: Context, client: NsxClient, owned: list[LiveObject]) -> None:
     """NSX drops a deleted VM's segment port a little after vCenter deleted the VM: wait for it."""
-    deadline = time.monotonic() + ctx.options.realization_timeout_seconds
-    delays = iter((0.2, 0.5, 1.0, 2.0))
-    while ports := _segment_ports(client, owned):
+    timeout = ctx.options.realization_timeout_seconds
+    for _ in backoff(timeout):
+        ports = _segment_ports(client, owned)
+        if not ports:
+            return
         ctx.reporter.progress(PHASE.name, "ports of deleted VMs gone", 0, len(ports), _port_names(ports))
-        if time.monotonic() >= deadline:
-            raise ProviderError(f"{len(ports)} port(s) still on the node segment after "
-                                f"{ctx.options.realization_timeout_seconds:.0f} s ({_port_names(ports)})",
-                                hint="check in vCenter that the node VMs are deleted, then run destroy again")
-        time.sleep(next(delays, 5.0))
+    raise ProviderError(f"{len(ports)} port(s) still on the node segment after {timeout:.0f} s ({_port_names(ports)})",
+                        hint="check in vCenter that the node VMs are deleted, then run destroy again")
 
 
 PHASE = NetworkPhase()

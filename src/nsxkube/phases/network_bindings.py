@@ -8,13 +8,13 @@ realized one, and a VM's other tags are always sent back with ours.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from nsxkube.errors import ConflictError, ProviderError
 from nsxkube.pipeline import facts
 from nsxkube.pipeline.change import Change
 from nsxkube.pipeline.context import Context
+from nsxkube.pipeline.waiting import backoff
 
 if TYPE_CHECKING:  # the provider imports httpx: loaded only when the phase runs
     from nsxkube.providers.nsx.node_bindings import NodePlan
@@ -23,7 +23,6 @@ OBSERVED = "network-bindings.observed"
 MACHINE_FACTS = facts.MACHINES
 VM_KIND = "node VM tags"
 PORT_KIND = "node port bindings"
-POLL_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 def changes_of(plan: NodePlan, cluster: str) -> list[Change]:
@@ -103,20 +102,18 @@ class NetworkBindingsPhase:
 
     def _wait_for_vms(self, ctx: Context, plans: list[NodePlan]) -> list[NodePlan]:
         """NSX learns new VMs and ports from vCenter a little after they power on: wait for them."""
-        deadline, attempt = time.monotonic() + ctx.options.realization_timeout_seconds, 0
-        while any(p.waiting for p in plans) and not any(p.conflict for p in plans):
+        timeout = ctx.options.realization_timeout_seconds
+        for attempt in backoff(timeout):
+            if attempt:
+                plans = self._observe(ctx)
             waiting = [p for p in plans if p.waiting]
+            if not waiting or any(p.conflict for p in plans):
+                return plans
             ctx.reporter.progress(self.name, "node VMs known to NSX", len(plans) - len(waiting), len(plans),
                                   waiting[0].waiting or "")
-            if time.monotonic() >= deadline:
-                raise ProviderError(f"{len(waiting)} node(s) not ready in NSX after "
-                                    f"{ctx.options.realization_timeout_seconds:.0f} s: "
-                                    + "; ".join(str(p.waiting) for p in waiting),
-                                    hint="check that the VMs run and their NIC is on the node segment's port group")
-            time.sleep(POLL_SECONDS[min(attempt, len(POLL_SECONDS) - 1)])
-            attempt += 1
-            plans = self._observe(ctx)
-        return plans
+        raise ProviderError(f"{len(waiting)} node(s) not ready in NSX after {timeout:.0f} s: "
+                            + "; ".join(str(p.waiting) for p in waiting),
+                            hint="check that the VMs run and their NIC is on the node segment's port group")
 
 
 PHASE = NetworkBindingsPhase()
