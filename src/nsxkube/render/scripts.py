@@ -112,7 +112,21 @@ Usage: bootstrap-control-plane.sh [--print-join]
   prints the join values on stdout as KEY=VALUE lines (everything else goes to stderr):
     NSXKUBE_API_ENDPOINT, NSXKUBE_JOIN_TOKEN, NSXKUBE_CA_CERT_HASH, NSXKUBE_CERTIFICATE_KEY
   They are secrets for two hours: hand them to the join scripts through the environment, do not store them."""
-    return script(description, settings, BOOTSTRAP_BODY)
+    return script(description, settings, BOOTSTRAP_BODY.replace("@INSTALL_KUBE_VIP@", INSTALL_KUBE_VIP))
+
+
+# Shared by the bootstrap and join scripts (each script stands alone on a node, so it carries a copy).
+INSTALL_KUBE_VIP = r"""# Installs a kube-vip manifest as the static Pod, unless that exact file is already there.
+install_kube_vip() {
+  local source=$1 target="$MANIFESTS_DIR/kube-vip.yaml"
+  if [[ -f $target ]] && cmp -s "$source" "$target"; then
+    return 0
+  fi
+  install -d -m 0755 "$MANIFESTS_DIR"
+  install -m 0600 "$source" "$target"
+  log "kube-vip static Pod installed from ${source##*/}"
+}
+"""
 
 
 BOOTSTRAP_BODY = r"""
@@ -131,17 +145,7 @@ wait_for_api() {
   die "the API did not answer within 5 minutes (journalctl -u kubelet; crictl ps -a)"
 }
 
-# Installs a kube-vip manifest as the static Pod, unless that exact file is already there.
-install_kube_vip() {
-  local source=$1 target="$MANIFESTS_DIR/kube-vip.yaml"
-  if [[ -f $target ]] && cmp -s "$source" "$target"; then
-    return 0
-  fi
-  install -d -m 0755 "$MANIFESTS_DIR"
-  install -m 0600 "$source" "$target"
-  log "kube-vip static Pod installed from ${source##*/}"
-}
-
+@INSTALL_KUBE_VIP@
 print_join() {
   local token hash key
   token=$(kubeadm token create --ttl 2h0m0s --description "nsxkube: join nodes to $CLUSTER_NAME")
@@ -224,7 +228,8 @@ Usage: join-{role}.sh [--node-name NAME] [--token TOKEN] [--ca-cert-hash sha256:
   (printed by bootstrap-control-plane.sh), NSXKUBE_NODE_NAME (default: the short host name).
   The filled join configuration exists only in a private directory under RUN_DIR (tmpfs) while
   kubeadm runs. A node that already has kubelet.conf has joined: nothing is done."""
-    body = JOIN_BODY.replace("@CONTROL_PLANE@", "true" if control_plane else "false")
+    body = JOIN_BODY.replace("@CONTROL_PLANE@", "true" if control_plane else "false").replace(
+        "@INSTALL_KUBE_VIP@", INSTALL_KUBE_VIP)
     return script(description, settings, body)
 
 
@@ -238,16 +243,7 @@ cleanup() {
   fi
 }
 
-install_kube_vip() {
-  local target="$MANIFESTS_DIR/kube-vip.yaml"
-  if [[ -f $target ]] && cmp -s "$KUBE_VIP_MANIFEST" "$target"; then
-    return 0
-  fi
-  install -d -m 0755 "$MANIFESTS_DIR"
-  install -m 0600 "$KUBE_VIP_MANIFEST" "$target"
-  log "kube-vip static Pod installed"
-}
-
+@INSTALL_KUBE_VIP@
 main() {
   local token=${NSXKUBE_JOIN_TOKEN:-} hash=${NSXKUBE_CA_CERT_HASH:-} key=${NSXKUBE_CERTIFICATE_KEY:-}
   local node_name=${NSXKUBE_NODE_NAME:-}
@@ -264,7 +260,7 @@ main() {
   require_root
   if [[ -f "$KUBERNETES_DIR/kubelet.conf" ]]; then
     if [[ $CONTROL_PLANE == true ]]; then
-      install_kube_vip
+      install_kube_vip "$KUBE_VIP_MANIFEST"
     fi
     log "$KUBERNETES_DIR/kubelet.conf exists: this node has already joined, nothing to do"
     return 0
@@ -294,7 +290,7 @@ main() {
   log "kubeadm join $API_ENDPOINT as $ROLE $node_name ($node_ip)"
   kubeadm join --config "$WORK_DIR/join.yaml" >&2
   if [[ $CONTROL_PLANE == true ]]; then
-    install_kube_vip
+    install_kube_vip "$KUBE_VIP_MANIFEST"
   fi
   log "$node_name joined $CLUSTER_NAME"
 }
