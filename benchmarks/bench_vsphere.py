@@ -9,7 +9,7 @@ run concurrently: with a simulated network latency per request (vcsim answers in
 a remote vCenter does not) 50 VMs take far less than 50 × one VM.
 
 Needs the vcsim of tests/bin/build.sh. vcsim runs no guests: the guest stand-in of the tests
-(tests/providers/vsphere/guest.py) reports each node's address as open-vm-tools would.
+(nsxkube.lab.guest) reports each node's address as open-vm-tools would.
 Figures are measured here, not asserted.
 """
 

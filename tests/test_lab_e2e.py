@@ -16,7 +16,6 @@ import pytest
 from nsxkube.lab import state as files
 from nsxkube.lab.nsx import NsxEmulator
 from nsxkube.lab.process import pid_alive, port_is_open
-from nsxkube.lab.summary import lab_secrets
 from nsxkube.providers.nsx.client import ClientConfig, NsxClient, parse_manager
 from nsxkube.spec.model import Tls
 from tests.support.binaries import REPO_ROOT, require_binary
@@ -37,7 +36,7 @@ def main_job(lab_dir: Path) -> subprocess.CompletedProcess[str]:
 
 
 def nsx_client(lab_dir: Path) -> NsxClient:
-    nsx, secrets = files.read_state(lab_dir).service("nsx"), lab_secrets(lab_dir)  # type: ignore[union-attr]
+    nsx, secrets = files.read_state(lab_dir).service("nsx"), files.read_env(lab_dir)  # type: ignore[union-attr]
     return NsxClient(ClientConfig(parse_manager(f"{nsx.host}:{nsx.port}"), Tls(thumbprint=nsx.thumbprint), "basic",
                                   secrets["NSX_USER"], secrets["NSX_PASSWORD"]))
 
@@ -48,7 +47,7 @@ def vcenter_vms(lab_dir: Path) -> dict[str, dict[str, Any]]:
 
     from nsxkube.providers.vsphere.connection import connect
 
-    vcenter, secrets = files.read_state(lab_dir).service("vcenter"), lab_secrets(lab_dir)  # type: ignore[union-attr]
+    vcenter, secrets = files.read_state(lab_dir).service("vcenter"), files.read_env(lab_dir)  # type: ignore[union-attr]
     session = connect(vcenter.host, vcenter.port, secrets["VSPHERE_USER"], secrets["VSPHERE_PASSWORD"],
                       Tls(thumbprint=vcenter.thumbprint), warn=lambda m: None)
     try:
@@ -95,12 +94,12 @@ def test_the_main_job_builds_on_the_lab_changes_nothing_the_second_time_destroys
         for shown in (f"{lab_dir / 'nsx-report.md'}", f"bundle: {lab_dir / 'bundle'}", "last apply (",
                       "network ", "machines ", "network-bindings ", "next, on real vSphere + NSX:"):
             assert shown in summary_text, shown
-        exported = lab_secrets(lab_dir)  # lab.env: where the simulators listen, and how to trust them
+        exported = files.read_env(lab_dir)  # lab.env: where the simulators listen, and how to trust them
         assert exported["NSXKUBE_LAB_VCENTER_URL"] == f"{lab.service('vcenter').url}/sdk"
         assert exported["NSXKUBE_LAB_NSX_URL"] == lab.service("nsx").url
         assert exported["NSXKUBE_LAB_NSX_THUMBPRINT"] == lab.service("nsx").thumbprint
 
-        secrets = {v for k, v in lab_secrets(lab_dir).items() if k.endswith("PASSWORD")}
+        secrets = {v for k, v in files.read_env(lab_dir).items() if k.endswith("PASSWORD")}
         leaking = [str(p) for p in lab_dir.rglob("*") if p.is_file() and p.name != files.ENV_FILE
                    and any(secret.encode() in p.read_bytes() for secret in secrets)]
         assert leaking == []  # not in cluster.yaml, logs, the request log, the report or the bundle
@@ -149,7 +148,7 @@ def test_the_main_job_builds_on_the_lab_changes_nothing_the_second_time_destroys
 
         # apply without --phase: every phase in order, stopping at the first that fails (bootstrap:
         # the lab's VMs answer no SSH) with the command to resume
-        env = {**os.environ, **lab_secrets(lab_dir)}
+        env = {**os.environ, **files.read_env(lab_dir)}
         everything = subprocess.run([*nsxkube, "apply", str(lab_dir / "cluster.yaml")], capture_output=True,
                                     text=True, timeout=300, env=env)
         assert everything.returncode == 1

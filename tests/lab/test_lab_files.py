@@ -167,3 +167,13 @@ def test_bad_lab_arguments_are_one_line_before_anything_starts(tmp_path: Path, a
     assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / files.LOG_FILE).exists()
+
+
+def test_lab_env_reads_back_what_the_shell_would_set(tmp_path: Path) -> None:
+    values = {"NSX_PASSWORD": "it's $secret; `x`", "NSX_MANAGER": "127.0.0.1:8443"}
+    files.write_env(tmp_path, values)
+    assert files.read_env(tmp_path) == values
+    assert stat.S_IMODE((tmp_path / files.ENV_FILE).stat().st_mode) == 0o600
+    sourced = subprocess.run(["bash", "-c", f". {tmp_path / files.ENV_FILE} && printf %s \"$NSX_PASSWORD\""],
+                             capture_output=True, text=True, check=True)
+    assert sourced.stdout == values["NSX_PASSWORD"]

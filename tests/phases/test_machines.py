@@ -1,6 +1,6 @@
 """The machines phase against vcsim, a real vCenter API server (no mocks of vCenter).
 
-vcsim runs no guest OS: ``tests/providers/vsphere/guest.py`` plays each node's guest (reads the
+vcsim runs no guest OS: ``nsxkube.lab.guest`` plays each node's guest (reads the
 delivered guestinfo like cloud-init, reports VMware Tools and the address like open-vm-tools)
 through the vCenter API. Where vcsim falls short of vCenter, the test says so.
 """
@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 
 from nsxkube.errors import ConflictError, ProviderError
+from nsxkube.lab.guest import decode_guestinfo
 from nsxkube.phases.machines import FACTS, PHASE, desired_machines, session_of
 from nsxkube.pipeline import runner
 from nsxkube.pipeline.change import Change
 from nsxkube.providers.vsphere.inventory import read_inventory
 from nsxkube.providers.vsphere.model import OWNER_EXTRA_CONFIG, MachineFacts
 from nsxkube.render.machines import render_node_cloud_init
-from tests.providers.vsphere.guest import decode_guestinfo
 from tests.providers.vsphere.lab import TEMPLATE, VsphereLab, skip_on_old_simulator
 
 pytestmark = pytest.mark.slow

@@ -34,10 +34,12 @@ def _counted(counter: Counter[str]) -> str:
 
 
 def _phase_line(phase: dict[str, Any]) -> str:
-    actions = Counter(c["action"] for c in phase["changes"])
-    done = ", ".join(f"{n} {a}d" if a != "unchanged" else f"{n} unchanged" for a, n in sorted(actions.items()))
-    state = "ok" if phase["ok"] else f"FAILED: {phase['error']}"
-    return f"{phase['name']} {phase['seconds']:.2f} s ({done or 'nothing to do'}) {state}"
+    """As apply itself reported the phase: ``network 0.45 s: 38 to create``."""
+    from nsxkube.pipeline.change import Change, summarize
+
+    changes = [Change(c["action"], c["kind"], c["name"]) for c in phase["changes"]]
+    result = summarize(changes) if phase["ok"] else f"FAILED: {phase['error']}"
+    return f"{phase['name']} {phase['seconds']:.2f} s: {result}"
 
 
 def show_summary(summary: LabSummary, lab_dir: Path, *, report: Path | None, bundle: Path | None) -> None:

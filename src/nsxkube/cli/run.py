@@ -10,13 +10,10 @@ from pathlib import Path
 from nsxkube.cli.reporting import TerminalReporter, show_timings
 from nsxkube.pipeline import runner
 from nsxkube.pipeline.change import Change
-from nsxkube.pipeline.context import Context, Options
+from nsxkube.pipeline.context import Context, Options, default_workdir
+from nsxkube.pipeline.record import record_run, result_dict
 from nsxkube.pipeline.reporter import RecordingReporter
 from nsxkube.secrets import read_secret
-
-
-def default_workdir(spec_path: Path, name: str) -> Path:
-    return spec_path.resolve().parent / ".nsxkube" / name
 
 
 def make_context(spec_path: Path, workdir: Path | None, *, yes: bool, quiet: bool = False) -> Context:
@@ -52,33 +49,12 @@ def run(verb: str, spec_path: Path, phase_names: str | None, workdir: Path | Non
         ctx.close()
     record_run(ctx.options.workdir, result)
     if as_json:
-        print(json.dumps(_result_dict(result), indent=2))
+        print(json.dumps(result_dict(result), indent=2))
     else:
         reporter = ctx.reporter
         assert isinstance(reporter, TerminalReporter)
         show_timings(reporter.console, result)
     return 0 if result.ok else 1
-
-
-RECORD = "last-{verb}.json"
-
-
-def record_run(workdir: Path, result: runner.RunResult) -> Path:
-    """Keeps what the last plan / apply / destroy did (phases, changes, timings; never a secret)
-    in the work directory, for the operator and for `nsxkube lab summary`."""
-    import datetime as dt
-
-    path = workdir / RECORD.format(verb=result.verb)
-    record = {**_result_dict(result), "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return path
-
-
-def read_record(workdir: Path, verb: str) -> dict[str, object] | None:
-    try:
-        return json.loads((workdir / RECORD.format(verb=verb)).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _confirm(changes: list[Change], yes: bool) -> bool:
@@ -92,25 +68,3 @@ def _confirm(changes: list[Change], yes: bool) -> bool:
                          hint="run it again with --yes")
     answer = input(f"Delete these {len(deletions)} object(s)? Type 'yes' to confirm: ")
     return answer.strip() == "yes"
-
-
-def _result_dict(result: runner.RunResult) -> dict[str, object]:
-    return {
-        "verb": result.verb,
-        "ok": result.ok,
-        "changed": result.changed,
-        "next_step": result.next_step,
-        "phases": [
-            {
-                "name": p.name,
-                "ok": p.ok,
-                "error": p.error,
-                "seconds": round(p.seconds, 3),
-                "changes": [
-                    {"action": c.action, "kind": c.kind, "name": c.name, "fields": list(c.fields), "detail": c.detail}
-                    for c in p.changes
-                ],
-            }
-            for p in result.phases
-        ],
-    }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,26 @@ def write_private(path: Path, content: str | bytes) -> None:
         handle.write(content.encode() if isinstance(content, str) else content)
     os.chmod(temporary, 0o600)
     os.replace(temporary, path)
+
+
+ENV_HEADER = "# nsxkube lab: where the simulators listen and their throwaway credentials; `source` this file\n"
+
+
+def write_env(lab_dir: Path, values: dict[str, str]) -> None:
+    """DIR/lab.env: one shell `export` line per value (0600)."""
+    write_private(lab_dir / ENV_FILE, ENV_HEADER + "".join(f"export {name}={shlex.quote(value)}\n"
+                                                            for name, value in values.items()))
+
+
+def read_env(lab_dir: Path) -> dict[str, str]:
+    """The values of DIR/lab.env, as `source` would set them."""
+    values = {}
+    for line in (lab_dir / ENV_FILE).read_text(encoding="utf-8").splitlines():
+        words = shlex.split(line, comments=True)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            name, value = words[1].split("=", 1)
+            values[name] = value
+    return values
 
 
 def read_state(lab_dir: Path) -> LabState | None:

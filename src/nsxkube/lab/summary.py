@@ -35,20 +35,11 @@ class LabSummary:
     last_apply: dict[str, Any] | None = None
 
 
-def lab_secrets(lab_dir: Path) -> dict[str, str]:
-    """The throwaway credentials `lab up` wrote to lab.env."""
-    values = {}
-    for line in (lab_dir / files.ENV_FILE).read_text(encoding="utf-8").splitlines():
-        if line.startswith("export ") and "=" in line:
-            name, value = line.removeprefix("export ").split("=", 1)
-            values[name] = value.strip("'")
-    return values
-
-
 def summarize(lab_dir: Path, workdir: Path | None = None) -> LabSummary:
-    from nsxkube.cli.run import default_workdir, read_record
     from nsxkube.design import derive_design
     from nsxkube.lab.control import status
+    from nsxkube.pipeline.context import default_workdir
+    from nsxkube.pipeline.record import read_record
     from nsxkube.spec import load_spec
 
     lab = status(lab_dir)
@@ -56,7 +47,7 @@ def summarize(lab_dir: Path, workdir: Path | None = None) -> LabSummary:
         raise UsageError(f"no lab is running in {lab_dir}", hint=f"start it with `nsxkube lab up --dir {lab_dir}`")
     spec_path = lab_dir / files.CLUSTER_FILE
     design = derive_design(load_spec(spec_path))
-    secrets = lab_secrets(lab_dir)
+    secrets = files.read_env(lab_dir)  # the lab's own throwaway credentials
 
     def secret(name: str, what: str) -> str:
         return secrets[name]

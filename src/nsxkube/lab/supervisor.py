@@ -54,18 +54,18 @@ def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
 
-    program = locate_vcsim()
-    vcsim = start_vcsim(program, lab_dir / files.VCSIM_LOG, username=VCENTER_USER,
-                        password=secrets.token_urlsafe(15), vms=1, listen=vcenter_listen)
-    log(f"vCenter simulator ({vcsim.origin}) on {vcsim.base_url}, ready in {vcsim.startup_seconds:.1f} s")
     nsx_host, nsx_port = parse_listen(nsx_listen)
     emulator = NsxEmulator(NSX_PRESET, realization_delay=NSX_REALIZATION_DELAY, host=nsx_host, port=nsx_port,
-                           log_path=lab_dir / files.REQUEST_LOG).start()
-    log(f"NSX emulator (preset {NSX_PRESET}) on {emulator.url}")
+                           log_path=lab_dir / files.REQUEST_LOG)
+    vcsim = start_vcsim(locate_vcsim(), lab_dir / files.VCSIM_LOG, username=VCENTER_USER,
+                        password=secrets.token_urlsafe(15), vms=1, listen=vcenter_listen)
+    log(f"vCenter simulator ({vcsim.origin}) on {vcsim.base_url}, ready in {vcsim.startup_seconds:.1f} s")
     try:
+        emulator.start()
+        log(f"NSX emulator (preset {NSX_PRESET}) on {emulator.url}")
         session = connect(vcsim.host, vcsim.port, vcsim.username, vcsim.password,
                           Tls(thumbprint=vcsim.thumbprint_sha256), warn=log, pool_size=4)
-        make_template(session, old_simulator="0.24" in vcsim.origin)
+        make_template(session, old_simulator=vcsim.old_simulator)
         log("template ubuntu-2404-k8s-template prepared")
         private_key, public_key = ssh_keypair(f"{CLUSTER_NAME}@nsxkube-lab")
         key_file = (lab_dir / files.SSH_KEY).resolve()
@@ -76,7 +76,7 @@ def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str) -> int:
         (lab_dir / files.CLUSTER_FILE).write_text(lab_cluster_yaml(
             example_text(CLUSTER_NAME), vcenter=vcenter, nsx=nsx, public_key=public_key, private_key_file=key_file),
             encoding="utf-8")
-        files.write_private(lab_dir / files.ENV_FILE, env_lines(vcsim, emulator))
+        files.write_env(lab_dir, exported(vcsim, emulator))
         bridge = NsxVcenterBridge(emulator, session)
         guests = GuestSimulator(session, None, on_boot=bridge.vm_booted, on_gone=bridge.vm_gone)
         lab = files.LabState(
@@ -115,19 +115,16 @@ def _keep_in_sync(stop: threading.Event, vcsim: VcsimServer, bridge: NsxVcenterB
     return 0
 
 
-def env_lines(vcsim: VcsimServer, emulator: NsxEmulator) -> str:
-    """`export` lines: the credential variables the lab's cluster.yaml names (throwaway values), where
-    the simulators listen with their certificate thumbprints, and NSX_MANAGER for the bundle's
-    nsx/apply.sh."""
-    values = {
+def exported(vcsim: VcsimServer, emulator: NsxEmulator) -> dict[str, str]:
+    """lab.env: the credential variables the lab's cluster.yaml names (throwaway values), where the
+    simulators listen with their certificate thumbprints, and NSX_MANAGER for the bundle's nsx/apply.sh."""
+    return {
         "VSPHERE_USER": vcsim.username, "VSPHERE_PASSWORD": vcsim.password,
         "NSX_USER": emulator.username, "NSX_PASSWORD": emulator.password,
         "NSXKUBE_LAB_VCENTER_URL": vcsim.url, "NSXKUBE_LAB_VCENTER_THUMBPRINT": vcsim.thumbprint_sha256,
         "NSXKUBE_LAB_NSX_URL": emulator.url, "NSXKUBE_LAB_NSX_THUMBPRINT": emulator.thumbprint or "",
         "NSX_MANAGER": f"{emulator.host}:{emulator.port}",
     }
-    return ("# nsxkube lab: where the simulators listen and their throwaway credentials; `source` this file\n"
-            + "".join(f"export {name}='{value}'\n" for name, value in values.items()))
 
 
 def main(argv: list[str] | None = None) -> int:

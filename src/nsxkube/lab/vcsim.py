@@ -93,6 +93,11 @@ class VcsimServer:
     startup_seconds: float = 0.0
 
     @property
+    def old_simulator(self) -> bool:
+        """The Debian govmomi 0.24 fallback of tests/bin/build.sh, which lacks parts of the API."""
+        return "Debian" in self.origin or "0.24" in self.origin
+
+    @property
     def url(self) -> str:
         """https://HOST:PORT/sdk (no credentials in it)."""
         return f"https://{self.host}:{self.port}/sdk"

@@ -14,6 +14,11 @@ from nsxkube.pipeline.reporter import Reporter
 T = TypeVar("T")
 
 
+def default_workdir(spec_path: Path, name: str) -> Path:
+    """kubeconfig, logs and run records of a cluster: ``.nsxkube/<name>`` beside its cluster.yaml."""
+    return spec_path.resolve().parent / ".nsxkube" / name
+
+
 @dataclass(frozen=True)
 class Options:
     """Run options, frozen: they travel with the context, never as module flags."""

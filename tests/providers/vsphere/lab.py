@@ -15,6 +15,7 @@ from typing import Any
 
 from nsxkube.design import Design
 from nsxkube.lab import template as lab_template
+from nsxkube.lab.guest import GuestSimulator
 from nsxkube.lab.template import make_template
 from nsxkube.pipeline.context import Context, Options
 from nsxkube.pipeline.reporter import RecordingReporter
@@ -24,7 +25,6 @@ from nsxkube.providers.vsphere.machines import read_vm
 from nsxkube.providers.vsphere.model import LiveVm
 from nsxkube.providers.vsphere.tasks import TaskWaiter
 from nsxkube.spec.model import Tls
-from tests.providers.vsphere.guest import GuestSimulator
 from tests.support.specs import example_design
 from tests.support.vcsim import Vcsim
 
@@ -46,7 +46,7 @@ class VsphereLab:
     @property
     def old_simulator(self) -> bool:
         """The Debian govmomi 0.24 fallback of tests/bin/build.sh, which lacks parts of the API."""
-        return is_old_simulator(self.sim)
+        return self.sim.old_simulator
 
     def secret(self, env_name: str, what: str) -> str:
         return self.secrets[env_name]
@@ -114,14 +114,10 @@ class VsphereLab:
         return self.entity("Folder", "vm").ref.CreateFolder(name)
 
 
-def is_old_simulator(sim: Vcsim) -> bool:
-    return "Debian" in sim.origin or "0.24" in sim.origin
-
-
 def skip_on_old_simulator(sim: Vcsim, why: str) -> None:
     import pytest
 
-    if is_old_simulator(sim):
+    if sim.old_simulator:
         pytest.skip(f"{sim.origin}: {why}")
 
 
