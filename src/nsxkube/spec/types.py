@@ -48,8 +48,9 @@ def parse_ip_range(value: object) -> IpRange:
     try:
         if "/" in text:
             network = ipaddress.IPv4Network(text, strict=True)
-            hosts = list(network.hosts()) if network.num_addresses > 2 else list(network)
-            return IpRange(hosts[0], hosts[-1])
+            # by arithmetic: listing the hosts of 0.0.0.0/0 would take the machine's memory
+            edge = 1 if network.num_addresses > 2 else 0
+            return IpRange(network.network_address + edge, network.broadcast_address - edge)
         if "-" in text:
             left, right = (part.strip() for part in text.split("-", 1))
             first = ipaddress.IPv4Address(left)
