@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 from tests.providers.vsphere.lab import VsphereLab, make_lab  # noqa: E402
 from tests.support.vcsim import start_vcsim  # noqa: E402
 
-from nsxkube.phases.machines import PHASE, session_of  # noqa: E402
+from nsxkube.phases.clients import vsphere_session  # noqa: E402
+from nsxkube.phases.machines import PHASE  # noqa: E402
 from nsxkube.pipeline import runner  # noqa: E402
 
 
@@ -60,7 +61,7 @@ def with_latency(session: Any, seconds: float) -> None:
 def run_apply(lab: VsphereLab, vms: int, *, concurrency: int = 8, latency: float = 0.0) -> dict[str, Any]:
     design = lab.design(cluster_keys(vms))
     ctx = lab.context(design, concurrency=concurrency, timeout_seconds=300)
-    session = session_of(ctx)  # logged in here: the timing below is the phase's own work
+    session = vsphere_session(ctx, "machines")  # logged in here: the timing below is the phase's own work
     with_latency(session, latency)
     before = session.requests
     with lab.guest(design) as guest:
@@ -81,7 +82,7 @@ def run_noop(lab: VsphereLab, design: Any) -> dict[str, Any]:
     result = runner.apply(ctx, [PHASE], "cluster.yaml")  # including the login
     seconds = time.perf_counter() - start
     assert result.ok and not result.changed, result.phases[0].error
-    requests = session_of(ctx).requests
+    requests = vsphere_session(ctx, "machines").requests
     ctx.close()
     return {"seconds": seconds, "requests": requests}
 

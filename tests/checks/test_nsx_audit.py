@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from nsxkube.checks.nsx_audit import Finding, audit, failures
-from nsxkube.checks.nsx_ownership import not_ours_reason, owned_objects, ownership_of
 from nsxkube.providers.nsx.model import LiveInventory, LiveObject
+from nsxkube.providers.nsx.ownership import not_ours_reason, owned_objects, ownership_of
 from nsxkube.render.nsx import desired_nsx_objects
 from tests.support.specs import example_design
 

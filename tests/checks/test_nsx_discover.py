@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from nsxkube.checks.nsx_audit import audit
+from nsxkube.checks.nsx_report import discover_dict, render_nsx_report
 from nsxkube.lab.nsx import TANZU_OVERLAPPING_CIDR, TANZU_OVERLAPPING_SEGMENT_ID, NsxEmulator
 from nsxkube.providers.nsx.client import NsxClient
 from nsxkube.providers.nsx.connect import client_config
 from nsxkube.providers.nsx.inventory import get_full_inventory
-from nsxkube.render.nsx_report import discover_dict, render_nsx_report
 from tests.providers.nsx.helpers import emulator_design, env_of, manager_of
 from tests.support.specs import example_data, with_changes
 

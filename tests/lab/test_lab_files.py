@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from nsxkube.cli.commands import example_text
 from nsxkube.design import derive_design
 from nsxkube.errors import UsageError
 from nsxkube.lab import control
@@ -19,6 +18,7 @@ from nsxkube.lab import state as files
 from nsxkube.lab.spec import CLUSTER_NAME, Endpoint, _replace, is_lab_file, lab_cluster_yaml, ssh_keypair
 from nsxkube.lab.vcsim import locate_vcsim
 from nsxkube.spec import load_spec
+from nsxkube.spec.example import example_text
 
 THUMB_A = ":".join(["AB"] * 32)
 THUMB_B = ":".join(["0F"] * 32)

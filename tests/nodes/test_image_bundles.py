@@ -116,7 +116,7 @@ def test_the_preload_script_imports_then_names_what_is_missing(tmp_path, listed,
 
 
 def _check(tmp_path, bundle) -> subprocess.CompletedProcess:
-    from nsxkube.cli.commands import example_text
+    from nsxkube.spec.example import example_text
 
     spec = tmp_path / "cluster.yaml"
     spec.write_text(example_text().replace("  # image_bundle: /srv/k8s-images.tar ", f"  image_bundle: {bundle} "))

@@ -357,9 +357,9 @@ def test_a_plan_with_the_machines_phase_plans_nodes_without_vms_as_new_and_conne
     there is nothing to SSH into yet. The addresses are TEST-NET ones: a connection would fail."""
     design = design_for("192.0.2", tmp_path / "key", 3, 2)
     ctx = Context(design, Options(workdir=tmp_path, timeout_seconds=5), RecordingReporter(), secret=lambda n, w: "")
-    ctx.facts["machines"] = {}  # what the machines phase leaves when none of the VMs exists yet
+    ctx.handoff.node_vms = {}  # what the machines phase leaves when none of the VMs exists yet
     try:
-        changes = PHASE.plan(ctx)
+        changes = runner.observe_and_plan(ctx, PHASE)[1]
     finally:
         ctx.close()
     nodes = [c for c in changes if c.kind in ("control-plane", "worker")]

@@ -15,17 +15,23 @@ import pytest
 
 from nsxkube.errors import ConflictError, ProviderError
 from nsxkube.lab.guest import decode_guestinfo
-from nsxkube.phases.machines import FACTS, PHASE, desired_machines, session_of
+from nsxkube.phases.clients import vsphere_session
+from nsxkube.phases.machines import PHASE, desired_machines
 from nsxkube.pipeline import runner
 from nsxkube.pipeline.change import Change
+from nsxkube.pipeline.context import Context
 from nsxkube.providers.vsphere.inventory import read_inventory
-from nsxkube.providers.vsphere.model import OWNER_EXTRA_CONFIG, MachineFacts
+from nsxkube.providers.vsphere.model import OWNER_EXTRA_CONFIG, NodeVm
 from nsxkube.render.machines import render_node_cloud_init
 from tests.providers.vsphere.lab import TEMPLATE, VsphereLab, skip_on_old_simulator
 
 pytestmark = pytest.mark.slow
 
 NODES = ["k8s-prod-cp-1", "k8s-prod-cp-2", "k8s-prod-cp-3", "k8s-prod-worker-1", "k8s-prod-worker-2"]
+
+
+def plan_of(ctx: Context) -> list[Change]:
+    return runner.observe_and_plan(ctx, PHASE)[1]
 
 
 def apply(lab: VsphereLab, ctx: Any) -> runner.RunResult:
@@ -69,10 +75,10 @@ def test_apply_clones_the_seed_nodes_with_guestinfo_options_size_and_marker(vsph
         assert [n._moId for n in props["network"]] == [vsphere_lab.entity("DistributedVirtualPortgroup", "DC0_DVPG0").moref]
         assert vm.nics[0].network == vsphere_lab.entity("DistributedVirtualPortgroup", "DC0_DVPG0").props["key"]
         assert [d._moId for d in props["datastore"]] == [vsphere_lab.entity("Datastore", "LocalDS_0").moref]
-        assert ctx.facts[FACTS][node.name] == MachineFacts(vm.name, vm.moref, vm.instance_uuid, vm.bios_uuid,
+        assert ctx.handoff.node_vms[node.name] == NodeVm(vm.name, vm.moref, vm.instance_uuid, vm.bios_uuid,
                                                            vm.nics[0].mac, str(node.address))
 
-    session = session_of(ctx)
+    session = vsphere_session(ctx, "machines")
     # The CloneSpec carries CPUs, memory and disk, as vCenter applies them. The Debian 0.24 simulator
     # ignores CPU/memory in a clone: there the phase's read-back corrects them with a reconfigure.
     if "Debian" not in vsphere_lab.sim.origin:
@@ -103,10 +109,10 @@ def test_second_apply_creates_nothing_and_reads_in_a_handful_of_requests(vsphere
     result = runner.apply(ctx, [PHASE], "cluster.yaml")
     assert result.ok and not result.changed
     assert {c.action for c in result.phases[0].changes} == {"unchanged"}
-    session = session_of(ctx)
+    session = vsphere_session(ctx, "machines")
     # login (2), inventory view (3), VM and cluster details (1): the same for 5 or 500 VMs
     assert session.requests == 6, dict(session.by_method)
-    assert set(ctx.facts[FACTS]) == set(NODES)
+    assert set(ctx.handoff.node_vms) == set(NODES)
 
 
 def test_a_foreign_vm_with_a_node_name_is_a_conflict_and_left_untouched(vsphere_lab: VsphereLab) -> None:
@@ -131,10 +137,9 @@ def test_a_foreign_vm_with_a_node_name_is_a_conflict_and_left_untouched(vsphere_
     assert list(after["customValue"]) == [] and after["runtime.powerState"] == before["runtime.powerState"]
 
     # the phase itself refuses too, with one line
-    planned = PHASE.plan(ctx)
-    with pytest.raises(ConflictError, match=r"^1 object\(s\) with nsxkube's names are not ours: conflict: vm "
+    with pytest.raises(ConflictError, match=r"^machines: nothing was written, 1 conflict\(s\): conflict: vm "
                        r"k8s-prod-cp-2") as caught:
-        PHASE.apply(ctx, planned)
+        runner.apply_phase(ctx, PHASE)
     assert "\n" not in caught.value.one_line()
 
 
@@ -173,13 +178,13 @@ def test_one_failed_clone_is_reported_with_vcenters_error_while_the_others_finis
                           "(DuplicateName): the failure this test needs never happens there")
     vsphere_lab.folder("k8s-prod")
     ctx = vsphere_lab.context()
-    planned = PHASE.plan(ctx)
+    snapshot, planned = runner.observe_and_plan(ctx, PHASE)
     assert [c.name for c in planned if c.action == "create" and c.kind == "vm"] == NODES
     # between plan and apply someone creates a VM with a node's name in the same folder: vCenter
     # refuses that clone (names are unique per folder) — a real task error, not a simulated one
     intruder = vsphere_lab.foreign_vm("k8s-prod-worker-2", folder="k8s-prod", power_on=False)
     with vsphere_lab.guest(ctx.design), pytest.raises(ProviderError) as caught:
-        PHASE.apply(ctx, planned)
+        PHASE.apply(ctx, snapshot, planned)
     line = caught.value.one_line()
     assert line.startswith("1 of 5 VM(s) failed: k8s-prod-worker-2: clone: DuplicateName: 'k8s-prod-worker-2' "
                            "already exists"), line
@@ -203,7 +208,7 @@ def test_a_vm_whose_guest_never_reports_its_address_fails_after_the_timeout(vsph
     assert "k8s-prod-worker-1: no address 172.16.50.12" in error and "\n" not in error
     assert "run `nsxkube apply cluster.yaml --phase machines` again" in (result.next_step or "")
     # the VMs exist and are ours: the next apply keeps them
-    assert {c.action for c in PHASE.plan(vsphere_lab.context(design)) if c.kind == "vm"} == {"unchanged"}
+    assert {c.action for c in plan_of(vsphere_lab.context(design)) if c.kind == "vm"} == {"unchanged"}
 
 
 def test_size_drift_is_corrected_on_a_stopped_vm_and_left_to_the_operator_on_a_running_one(
@@ -215,13 +220,13 @@ def test_size_drift_is_corrected_on_a_stopped_vm_and_left_to_the_operator_on_a_r
     vsphere_lab.wait(worker.ref.ReconfigVM_Task(spec=vim.vm.ConfigSpec(numCPUs=2, memoryMB=8192)))
 
     # running, no CPU hot-add: nsxkube does not power-cycle a node by itself
-    running = {c.name: c for c in PHASE.plan(vsphere_lab.context())}["k8s-prod-worker-1"]
+    running = {c.name: c for c in plan_of(vsphere_lab.context())}["k8s-prod-worker-1"]
     assert (running.action, running.fields) == ("manual", ("cpus 2→4", "memory 8→16 GiB"))
     assert "needs the VM powered off" in running.detail
 
     vsphere_lab.wait(worker.ref.PowerOffVM_Task())
     ctx = vsphere_lab.context()
-    planned = {c.name: c for c in PHASE.plan(ctx)}["k8s-prod-worker-1"]
+    planned = {c.name: c for c in plan_of(ctx)}["k8s-prod-worker-1"]
     assert (planned.action, planned.fields) == ("update", ("cpus 2→4", "memory 8→16 GiB", "power on"))
     assert apply(vsphere_lab, ctx).ok
     fixed = vsphere_lab.vm("k8s-prod-worker-1")
@@ -260,7 +265,7 @@ def test_an_interrupted_apply_leaves_a_vm_the_next_apply_recognises_and_complete
               machine, "k8s-prod", 30)  # … and the run dies here
 
     ctx = vsphere_lab.context(design)
-    planned = {c.name: c for c in PHASE.plan(ctx)}
+    planned = {c.name: c for c in plan_of(ctx)}
     # vcsim 0.24 ignores CPUs and memory in a CloneSpec: there the plan also corrects the size
     size = ("cpus 1→4", "memory 0.03125→8 GiB") if vsphere_lab.old_simulator else ()
     assert (planned["k8s-prod-cp-1"].action, planned["k8s-prod-cp-1"].fields) == (
@@ -319,7 +324,7 @@ def writes(ctx: Any) -> list[str]:
     """The vCenter methods called that change something (reads are retrievals, views and logins)."""
     reads = ("Retrieve", "CreateContainerView", "DestroyView", "Login", "RetrieveServiceContent",
              "CreateFilter", "WaitForUpdates", "DestroyPropertyFilter")
-    return [m for m, n in session_of(ctx).by_method.items() if n and not m.startswith(reads)]
+    return [m for m, n in vsphere_session(ctx, "machines").by_method.items() if n and not m.startswith(reads)]
 
 
 def test_plan_before_the_segment_is_published_shows_the_clones_and_warns_once(vsphere_lab: VsphereLab) -> None:
@@ -328,7 +333,7 @@ def test_plan_before_the_segment_is_published_shows_the_clones_and_warns_once(vs
     assert result.ok, result.phases[0].error
     # the same changes as on a port group that is there
     published = vsphere_lab.design({"nodes.control_planes.count": 1, "nodes.workers.count": 1})
-    assert changes(result) == [c.one_line() for c in PHASE.plan(vsphere_lab.context(published))]
+    assert changes(result) == [c.one_line() for c in plan_of(vsphere_lab.context(published))]
     assert sorted(c.name for c in result.phases[0].changes if c.action == "create" and c.kind == "vm") == [
         "k8s-prod-cp-1", "k8s-prod-worker-1"]
     assert [w for w in ctx.reporter.texts("warning") if "port group" in w] == [
@@ -439,7 +444,7 @@ def test_clones_run_concurrently_within_the_bound(vsphere_lab: VsphereLab) -> No
     several round trips: if clones are concurrent, as many are in flight as the bound allows."""
     def in_flight_peak(concurrency: int) -> int:
         ctx = vsphere_lab.context(concurrency=concurrency)
-        session = session_of(ctx)
+        session = vsphere_session(ctx, "machines")
         invoke = session.stub.InvokeMethod
         session.stub.InvokeMethod = lambda *args: (time.sleep(0.04), invoke(*args))[1]
         assert apply(vsphere_lab, ctx).ok
@@ -462,5 +467,5 @@ def test_waiting_for_slow_guests_costs_reads_per_poll_not_per_vm(vsphere_lab: Vs
         guest.interval = 1.0
         result = runner.apply(ctx, [PHASE], "cluster.yaml")
     assert result.ok, result.phases[0].error
-    session = session_of(ctx)
+    session = vsphere_session(ctx, "machines")
     assert session.requests / 5 <= 10, dict(session.by_method)

@@ -14,6 +14,7 @@ from nsxkube.phases.network import PHASE as NETWORK
 from nsxkube.phases.network_bindings import PHASE
 from nsxkube.pipeline import runner
 from nsxkube.pipeline.context import Context
+from nsxkube.providers.vsphere.model import NodeVm
 from nsxkube.render.nsx import port_address_bindings
 from tests.providers.nsx.helpers import api_calls, emulator_design, make_context, writes
 
@@ -66,7 +67,7 @@ def test_bindings_and_tags_are_added_once_the_vms_exist_and_reapply_is_a_no_op(n
     assert writes(nsx) == [] and len(api_calls(nsx)) <= 10
 
 
-def test_the_machines_facts_pick_the_vm_by_instance_uuid(nsx: NsxEmulator, tmp_path: Path) -> None:
+def test_the_node_vms_of_the_machines_phase_pick_the_vm_by_instance_uuid(nsx: NsxEmulator, tmp_path: Path) -> None:
     design = with_network(nsx, tmp_path)
     vms = attach_nodes(nsx, design)
     nsx.api.inventory.add_vm("stale-copy-uuid", "k8s-prod-cp-1")  # a second VM with the same name, elsewhere
@@ -75,7 +76,8 @@ def test_the_machines_facts_pick_the_vm_by_instance_uuid(nsx: NsxEmulator, tmp_p
     assert not ambiguous.ok and "2 VMs in NSX are named k8s-prod-cp-1" in ambiguous.phases[0].error
     assert writes(nsx) == []
     ctx = make_context(design, nsx, tmp_path)
-    ctx.facts["machines"] = {name: {"instance_uuid": vm.external_id, "mac": vm.mac.upper()} for name, vm in vms.items()}
+    ctx.handoff.node_vms = {name: NodeVm(name, "vm-1", vm.external_id, None, vm.mac.upper(), "")
+                            for name, vm in vms.items()}
     assert apply(ctx).ok
     assert nsx.get(vms["k8s-prod-cp-1"].port_path)["address_bindings"]
     assert nsx.vm("stale-copy-uuid")["tags"] == []
@@ -110,7 +112,7 @@ def test_a_stale_port_revision_is_read_again(nsx: NsxEmulator, tmp_path: Path) -
 
 def test_plan_before_the_vms_exist_and_apply_that_waits_in_vain(nsx: NsxEmulator, tmp_path: Path) -> None:
     design = with_network(nsx, tmp_path)
-    changes = PHASE.plan(make_context(design, nsx, tmp_path))
+    changes = runner.observe_and_plan(make_context(design, nsx, tmp_path), PHASE)[1]
     assert {(c.action, c.kind) for c in changes} == {("create", "node VM tags"), ("create", "node port bindings")}
     result = apply(make_context(design, nsx, tmp_path, realization_timeout=0.3))
     assert not result.ok and "5 node(s) not ready in NSX after 0 s" in result.phases[0].error

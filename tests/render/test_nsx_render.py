@@ -848,6 +848,7 @@ def test_what_the_hand_applied_bundle_builds_is_what_nsxkube_apply_would_build(t
     """The two ways to stage 0 agree: after the bundle's nsx/apply.sh (curl, by hand) on an NSX
     as Tanzu leaves it, the network phase finds every object as it wants it, and writes nothing."""
     from nsxkube.phases.network import PHASE
+    from nsxkube.pipeline import runner
     from tests.providers.nsx.helpers import make_context, writes
 
     lab = emulator_module()
@@ -864,7 +865,7 @@ def test_what_the_hand_applied_bundle_builds_is_what_nsxkube_apply_would_build(t
         nsx.log.clear()
         ctx = make_context(design, nsx, tmp_path / "work")
         try:
-            changes = PHASE.plan(ctx)
+            changes = runner.observe_and_plan(ctx, PHASE)[1]
         finally:
             ctx.close()
         assert len(changes) == len(desired_nsx_objects(design))

@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
-from nsxkube.cli.commands import example_text
 from nsxkube.design import Design, derive_design
 from nsxkube.spec import ClusterSpec, parse_spec
+from nsxkube.spec.example import example_text
 
 
 def example_data() -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The audit of a live NSX against cluster.yaml: every conflict `nsx discover` reports and the
 network phase refuses to write past. Pure: (design, inventory) → findings, each ok / warn / fail
-with a detail and a hint. Who owns what comes from `nsx_ownership`.
+with a detail and a hint. Who owns what comes from `providers.nsx.ownership`.
 """
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from nsxkube.checks.nsx_ownership import Ownership, not_ours_reason, ownership_of
 from nsxkube.design import Design
 from nsxkube.findings import Finding, failures
 from nsxkube.providers.nsx.model import LiveInventory, LiveObject
+from nsxkube.providers.nsx.ownership import Ownership, not_ours_reason, ownership_of
 from nsxkube.render.nsx_objects import (
     desired_nsx_objects,
     domain_path,

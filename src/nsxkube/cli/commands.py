@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import sys
-from importlib import resources
 from pathlib import Path
 
 from nsxkube.errors import UsageError
+from nsxkube.spec.example import example_text
 from nsxkube.spec.problems import Problem
-
-
-def example_text(name: str | None = None) -> str:
-    text = resources.files("nsxkube.spec").joinpath("example-cluster.yaml").read_text(encoding="utf-8")
-    if name:
-        from nsxkube.spec.types import check_dns_label
-
-        try:
-            check_dns_label(name)
-        except ValueError as err:
-            raise UsageError(f"--name {name!r}: {err}") from None
-        text = re.sub(r"(?m)^name: k8s-prod", f"name: {name}", text, count=1)
-        text = re.sub(r"(?m)^  folder: k8s-prod", f"  folder: {name}", text, count=1)
-    return text
 
 
 def write_example(path: Path, *, name: str | None, force: bool) -> Path:
@@ -90,10 +75,9 @@ def _problem_dict(problem: Problem) -> dict[str, object]:
 
 
 def render_to(path: Path, out: Path) -> tuple[int, Path]:
-    from nsxkube.design import derive_design
+    from nsxkube.design import load_design
     from nsxkube.render.bundle import render_bundle, write_bundle
-    from nsxkube.spec import load_spec
 
-    files = render_bundle(derive_design(load_spec(path)))
+    files = render_bundle(load_design(path))
     write_bundle(files, out)
     return len(files), out

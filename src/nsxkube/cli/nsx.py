@@ -42,14 +42,13 @@ def discover(
 
 def run_discover(path: Path, *, as_json: bool, report: Path | None) -> int:
     from nsxkube.checks.nsx_audit import audit, failures
-    from nsxkube.design import derive_design
+    from nsxkube.checks.nsx_report import discover_dict, render_nsx_report
+    from nsxkube.design import load_design
     from nsxkube.providers.nsx.client import NsxClient
     from nsxkube.providers.nsx.connect import INSECURE_WARNING, client_config
     from nsxkube.providers.nsx.inventory import get_full_inventory
-    from nsxkube.render.nsx_report import discover_dict, render_nsx_report
-    from nsxkube.spec import load_spec
 
-    design = derive_design(load_spec(path))
+    design = load_design(path)
     nsx = design.spec.nsx
     if nsx.tls.insecure:
         typer.echo(f"warning: {INSECURE_WARNING}", err=True)

@@ -17,10 +17,9 @@ from nsxkube.secrets import read_secret
 
 
 def make_context(spec_path: Path, workdir: Path | None, *, yes: bool, quiet: bool = False) -> Context:
-    from nsxkube.design import derive_design
-    from nsxkube.spec import load_spec
+    from nsxkube.design import load_design
 
-    design = derive_design(load_spec(spec_path))
+    design = load_design(spec_path)
     work = workdir or default_workdir(spec_path, design.name)
     work.mkdir(parents=True, exist_ok=True)
     os.chmod(work, 0o700)

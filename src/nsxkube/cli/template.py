@@ -47,10 +47,9 @@ def _session(spec: Any) -> Any:
 
 
 def _design(path: Path) -> Any:
-    from nsxkube.design import derive_design
-    from nsxkube.spec import load_spec
+    from nsxkube.design import load_design
 
-    return derive_design(load_spec(path))
+    return load_design(path)
 
 
 def _show(findings: list[Any]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from nsxkube.design.ip_plan import IpPlan, derive_ip_plan
 from nsxkube.design.mtu import MtuChain, derive_mtu_chain
@@ -11,6 +12,7 @@ from nsxkube.design.versions import VersionSet, resolve_versions
 from nsxkube.errors import SpecError
 from nsxkube.spec.model import ClusterSpec
 from nsxkube.spec.problems import Problem
+from nsxkube.wording import and_more
 
 OWNERSHIP_SCOPE = "nsxkube/cluster"
 API_PORT = 6443
@@ -74,13 +76,19 @@ def analyse(spec: ClusterSpec) -> tuple[Design | None, list[Problem]]:
     return design, problems
 
 
+def load_design(path: Path) -> Design:
+    """cluster.yaml read, validated and derived: what every command that takes a PATH starts from."""
+    from nsxkube.spec import load_spec
+
+    return derive_design(load_spec(path))
+
+
 def derive_design(spec: ClusterSpec) -> Design:
     """The design, or a SpecError listing every error (warnings stay in ``design.warnings``)."""
     design, problems = analyse(spec)
     if design is None:
         errors = [p for p in problems if p.severity == "error"]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise SpecError(errors[0].one_line() + more, problems=tuple(errors))
+        raise SpecError(and_more([e.one_line() for e in errors]), problems=tuple(errors))
     return design
 
 

@@ -100,3 +100,12 @@ def derive_port_matrix(spec: ClusterSpec, mtu: MtuChain) -> tuple[Flow, ...]:
     else:
         flows.append(Flow("egress-web", "nodes", "internet", "TCP", ("80", "443"), "packages and container images"))
     return tuple(flows)
+
+
+# What kubeadm's components bind on each node: the API server, etcd (client, peer, metrics),
+# kubelet, controller-manager and scheduler on a control plane; the kubelet alone on a worker.
+# The bootstrap preflight refuses a node where something else holds one of them.
+LISTENING_PORTS: dict[str, tuple[int, ...]] = {
+    "control-plane": (6443, 2379, 2380, 2381, 10250, 10257, 10259),
+    "worker": (10250,),
+}

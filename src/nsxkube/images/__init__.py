@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from nsxkube.spec.problems import Problem
+from nsxkube.wording import and_more
 
 PRELOAD_SCRIPT = "scripts/preload-images.sh"
 CONTAINERD_NAMESPACE = "k8s.io"  # the namespace the CRI plugin (and so the kubelet) uses
@@ -155,8 +156,7 @@ def bundle_problems(bundle: Path, required: Sequence[str]) -> list[Problem]:
     except BundleError as error:
         return [Problem(KEY, str(error), hint="an OCI image layout archive or a `docker save` archive")]
     if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        return [Problem(KEY, f"{path} lacks {missing[0]}{more}",
+        return [Problem(KEY, f"{path} lacks {and_more(missing)}",
                         hint="`nsxkube check` lists every image the nodes need; add them to the bundle")]
     return []
 

@@ -36,17 +36,16 @@ class LabSummary:
 
 
 def summarize(lab_dir: Path, workdir: Path | None = None) -> LabSummary:
-    from nsxkube.design import derive_design
+    from nsxkube.design import load_design
     from nsxkube.lab.control import status
     from nsxkube.pipeline.context import default_workdir
     from nsxkube.pipeline.record import read_record
-    from nsxkube.spec import load_spec
 
     lab = status(lab_dir)
     if lab is None:
         raise UsageError(f"no lab is running in {lab_dir}", hint=f"start it with `nsxkube lab up --dir {lab_dir}`")
     spec_path = lab_dir / files.CLUSTER_FILE
-    design = derive_design(load_spec(spec_path))
+    design = load_design(spec_path)
     secrets = files.read_env(lab_dir)  # the lab's own throwaway credentials
 
     def secret(name: str, what: str) -> str:
@@ -61,10 +60,10 @@ def summarize(lab_dir: Path, workdir: Path | None = None) -> LabSummary:
 
 
 def _read_nsx(summary: LabSummary, design: Any, secret: Any) -> None:
-    from nsxkube.checks.nsx_ownership import LABELS, ownership_of
     from nsxkube.providers.nsx.client import NsxClient
     from nsxkube.providers.nsx.connect import client_config
     from nsxkube.providers.nsx.inventory import get_full_inventory
+    from nsxkube.providers.nsx.ownership import LABELS, ownership_of
     from nsxkube.providers.nsx.vms import list_ports, list_vms
     from nsxkube.render.nsx_objects import segment_path
 

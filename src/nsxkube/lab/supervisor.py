@@ -36,7 +36,6 @@ def log(message: str) -> None:
 
 
 def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str) -> int:
-    from nsxkube.cli.commands import example_text
     from nsxkube.lab.bridge import NsxVcenterBridge
     from nsxkube.lab.guest import GuestSimulator
     from nsxkube.lab.nsx import NsxEmulator, parse_listen
@@ -44,6 +43,7 @@ def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str) -> int:
     from nsxkube.lab.template import make_template
     from nsxkube.lab.vcsim import locate_vcsim, start_vcsim
     from nsxkube.providers.vsphere.connection import connect
+    from nsxkube.spec.example import example_text
     from nsxkube.spec.model import Tls
 
     stop = threading.Event()

@@ -2,88 +2,94 @@
 DFW policy of the port matrix — in ONE hierarchical PATCH of exactly the bodies `nsxkube render`
 writes to nsx/infra-patch.json, then a wait until NSX has realized them.
 
-plan reads NSX (four calls), audits it against the spec (`checks.nsx_audit`) and diffs each
-object; apply refuses to write while any audit check fails or any object with our id is not
-ours, sends only what is created or updated, and waits. Destroy deletes, in one PATCH, only
+observe reads NSX (four calls) and audits it against the spec (`checks.nsx_audit`); plan diffs
+each object and turns every failed audit check into a conflict, so the runner refuses to write
+while any check fails or any object with our id is not ours; apply sends exactly the planned
+objects and waits. Destroy deletes, in one PATCH, only
 objects tagged `nsxkube/cluster=<name>` — never one that is protected or someone else's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nsxkube.errors import ConflictError, ProviderError
-from nsxkube.pipeline.change import Change
+from nsxkube.design import Design
+from nsxkube.errors import ProviderError
+from nsxkube.phases.clients import nsx_client
+from nsxkube.pipeline.change import Change, mutating
 from nsxkube.pipeline.context import Context
-from nsxkube.pipeline.facts import DOOMED_VMS
 from nsxkube.pipeline.waiting import backoff
 
 if TYPE_CHECKING:  # the provider imports httpx: loaded only when the phase runs
-    from nsxkube.checks.nsx_audit import Finding
+    from nsxkube.findings import Finding
     from nsxkube.providers.nsx.client import NsxClient
-    from nsxkube.providers.nsx.diff import ObjectChange
-    from nsxkube.providers.nsx.model import LiveObject
-
-OBSERVED = "network.observed"  # plan's snapshot, used by the apply of the same run
-DESTROY_OBSERVED = "network.destroy-observed"
+    from nsxkube.providers.nsx.model import LiveInventory, LiveObject
 
 
 @dataclass
-class Observed:
-    changes: list[ObjectChange]
-    findings: list[Finding]
-    manual: list[Change]
+class NetworkSnapshot:
+    inventory: LiveInventory
+    findings: list[Finding] = field(default_factory=list)  # the preflight audit of that inventory
+
+
+@dataclass
+class NetworkTeardown:
+    owned: list[LiveObject]  # every object tagged nsxkube/cluster=<name>
+
+
+def plan_network(design: Design, snapshot: NetworkSnapshot) -> list[Change]:
+    """Pure: one change per desired object; a failed audit check is a conflict (the object
+    conflicts are listed one by one, so the audit's own "ids" check is not repeated)."""
+    from nsxkube.phases.network_existing import missing_on_existing_segment
+    from nsxkube.providers.nsx.diff import diff_objects
+    from nsxkube.render.nsx import desired_nsx_objects
+
+    changes = [Change(c.action, c.kind, c.obj.id, c.detail, c.fields, subject=c.obj)
+               for c in diff_objects(desired_nsx_objects(design), snapshot.inventory, design.name)]
+    changes += [Change("conflict", "preflight check", f.check, f.detail) for f in snapshot.findings
+                if f.status == "fail" and f.check != "ids"]
+    if design.spec.nsx.segment.use_existing:
+        changes += missing_on_existing_segment(design, snapshot.inventory)
+    return changes
+
+
+def plan_network_teardown(design: Design, snapshot: NetworkTeardown) -> list[Change]:
+    from nsxkube.providers.nsx.diff import kind_of
+
+    return [Change("delete", kind_of(o.resource_type), o.id, f"tagged nsxkube/cluster={design.name}", subject=o)
+            for o in snapshot.owned]
 
 
 class NetworkPhase:
     name = "network"
     title = "Create the node network in NSX"
+    conflict_hint = "`nsxkube nsx discover` lists every finding; nsxkube never adopts or overwrites"
 
-    # ---- plan -------------------------------------------------------------------------------
-
-    def _observe(self, ctx: Context) -> Observed:
+    def observe(self, ctx: Context) -> NetworkSnapshot:
         from nsxkube.checks.nsx_audit import audit
-        from nsxkube.phases.network_existing import missing_on_existing_segment
-        from nsxkube.providers.nsx.connect import nsx_client
-        from nsxkube.providers.nsx.diff import diff_objects
         from nsxkube.providers.nsx.inventory import get_plan_inventory
-        from nsxkube.render.nsx import desired_nsx_objects
 
-        design = ctx.design
-        inventory = get_plan_inventory(nsx_client(ctx, self.name), design.spec.nsx.transport_zone)
-        manual = missing_on_existing_segment(design, inventory) if design.spec.nsx.segment.use_existing else []
-        return Observed(diff_objects(desired_nsx_objects(design), inventory, design.name), audit(design, inventory),
-                        manual)
-
-    def plan(self, ctx: Context) -> list[Change]:
-        observed = self._observe(ctx)
-        ctx.facts[OBSERVED] = observed
-        for finding in observed.findings:
+        inventory = get_plan_inventory(nsx_client(ctx, self.name), ctx.design.spec.nsx.transport_zone)
+        findings = audit(ctx.design, inventory)
+        for finding in findings:
             if finding.status == "warn":
                 ctx.reporter.warning(self.name, finding.one_line())
-        changes = [Change(c.action, c.kind, c.obj.id, c.detail, c.fields) for c in observed.changes]
-        # Object conflicts are listed above one by one; the audit's "ids" check says the same.
-        changes += [Change("conflict", "preflight check", f.check, f.detail) for f in observed.findings
-                    if f.status == "fail" and f.check != "ids"]
-        return changes + observed.manual
+        return NetworkSnapshot(inventory, findings)
 
-    # ---- apply ------------------------------------------------------------------------------
+    def plan(self, design: Design, snapshot: NetworkSnapshot) -> list[Change]:
+        return plan_network(design, snapshot)
 
-    def apply(self, ctx: Context, changes: list[Change]) -> list[Change]:
-        from nsxkube.providers.nsx.connect import nsx_client
+    def apply(self, ctx: Context, snapshot: NetworkSnapshot, changes: list[Change]) -> list[Change]:
         from nsxkube.providers.nsx.realization import realization_targets, wait_until_realized
         from nsxkube.render.nsx import infra_patch_body
 
-        observed = ctx.facts.pop(OBSERVED, None) or self._observe(ctx)
-        _refuse_conflicts(observed)
-        asked = {(c.kind, c.name) for c in changes if c.mutating}
-        todo = [c for c in observed.changes if c.action in ("create", "update") and (c.kind, c.obj.id) in asked]
+        todo = mutating(changes)
         manual = [c for c in changes if c.action == "manual"]  # still to do by hand: keep them in the result
         if not todo:
             return manual
         client = nsx_client(ctx, self.name)
-        objects = [c.obj for c in todo]
+        objects = [c.subject for c in todo]
         ctx.reporter.step(self.name, f"PATCH /infra with {len(objects)} object(s) in one hierarchical call")
         client.patch_infra(infra_patch_body(objects))
         targets = realization_targets(objects)
@@ -91,52 +97,36 @@ class NetworkPhase:
         wait_until_realized(client, targets, timeout=ctx.options.realization_timeout_seconds,
                             progress=lambda done, total, status: ctx.reporter.progress(
                                 self.name, "realized", done, total, status))
-        return [Change(c.action, c.kind, c.obj.id, c.detail, c.fields) for c in todo] + manual
+        return todo + manual
 
     # ---- destroy ----------------------------------------------------------------------------
 
-    def plan_destroy(self, ctx: Context) -> list[Change]:
-        from nsxkube.checks.nsx_ownership import owned_objects
-        from nsxkube.providers.nsx.connect import nsx_client
-        from nsxkube.providers.nsx.diff import kind_of
+    def observe_teardown(self, ctx: Context) -> NetworkTeardown:
         from nsxkube.providers.nsx.inventory import get_plan_inventory
+        from nsxkube.providers.nsx.ownership import owned_objects
 
         client = nsx_client(ctx, self.name)
         inventory = get_plan_inventory(client, ctx.design.spec.nsx.transport_zone)
         owned = owned_objects(inventory.objects.values(), ctx.design.name)
-        _refuse_attached_ports(client, owned, ctx.facts.get(DOOMED_VMS) or set())
-        ctx.facts[DESTROY_OBSERVED] = owned
-        return [Change("delete", kind_of(o.resource_type), o.id, f"tagged nsxkube/cluster={ctx.design.name}")
-                for o in owned]
+        _refuse_attached_ports(client, owned, ctx.handoff.doomed_vms)
+        return NetworkTeardown(owned)
 
-    def destroy(self, ctx: Context, changes: list[Change]) -> list[Change]:
-        from nsxkube.providers.nsx.connect import nsx_client
-        from nsxkube.providers.nsx.diff import kind_of
+    def plan_teardown(self, design: Design, snapshot: NetworkTeardown) -> list[Change]:
+        return plan_network_teardown(design, snapshot)
+
+    def destroy(self, ctx: Context, snapshot: NetworkTeardown, changes: list[Change]) -> list[Change]:
         from nsxkube.render.nsx import NsxObject, infra_patch_body
 
-        owned = ctx.facts.pop(DESTROY_OBSERVED, None)
-        if owned is None:
-            self.plan_destroy(ctx)
-            owned = ctx.facts.pop(DESTROY_OBSERVED)
-        asked = {(c.kind, c.name) for c in changes if c.action == "delete"}
-        doomed = [NsxObject(o.path, o.resource_type, {"resource_type": o.resource_type, "id": o.id}, o.parent_path)
-                  for o in owned if (kind_of(o.resource_type), o.id) in asked]
-        if not doomed:
+        todo = mutating(changes)
+        if not todo:
             return []
-        _wait_for_ports_to_go(ctx, nsx_client(ctx, self.name), owned)
+        doomed = [NsxObject(o.path, o.resource_type, {"resource_type": o.resource_type, "id": o.id}, o.parent_path)
+                  for o in (c.subject for c in todo)]
+        client = nsx_client(ctx, self.name)
+        _wait_for_ports_to_go(ctx, client, snapshot.owned)
         ctx.reporter.step(self.name, f"PATCH /infra marking {len(doomed)} object(s) for deletion")
-        nsx_client(ctx, self.name).patch_infra(infra_patch_body(doomed, delete=True))
-        return [c for c in changes if c.action == "delete"]
-
-
-def _refuse_conflicts(observed: Observed) -> None:
-    """Preflight: nothing is written while the audit fails or an object with our id is not ours."""
-    blocking = [f"{c.kind} {c.obj.id} {c.detail}" for c in observed.changes if c.action == "conflict"]
-    blocking += [f.one_line() for f in observed.findings if f.status == "fail" and f.check != "ids"]
-    if blocking:
-        more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
-        raise ConflictError(f"NSX preflight failed, nothing was written: {blocking[0]}{more}",
-                            hint="`nsxkube nsx discover` lists every finding; nsxkube never adopts or overwrites")
+        client.patch_infra(infra_patch_body(doomed, delete=True))
+        return todo
 
 
 def _segment_ports(client: NsxClient, owned: list[LiveObject]) -> list[dict[str, Any]]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from nsxkube.errors import ConflictError
+from nsxkube.wording import and_more
 
 Action = Literal["create", "update", "delete", "unchanged", "conflict", "manual"]
 
@@ -13,13 +17,18 @@ MUTATING: frozenset[str] = frozenset({"create", "update", "delete"})
 
 @dataclass(frozen=True)
 class Change:
-    """One object's fate: ``create segment k8s-nodes-segment``, ``update group x (expression)``."""
+    """One object's fate: ``create segment k8s-nodes-segment``, ``update group x (expression)``.
+
+    ``subject`` is what the plan decided to act on (the desired object, the live one to delete, the
+    node to join): apply works from it, so what it does is exactly what the plan said. It is never
+    shown, recorded or compared."""
 
     action: Action
     kind: str
     name: str
     detail: str = ""
     fields: tuple[str, ...] = field(default=())
+    subject: Any = field(default=None, compare=False, repr=False)
 
     @property
     def mutating(self) -> bool:
@@ -39,9 +48,23 @@ class Change:
         return f"{text}: {self.detail}" if self.detail else text
 
 
-def summarize(changes: list[Change] | tuple[Change, ...]) -> str:
+def summarize(changes: Sequence[Change]) -> str:
     counts: dict[str, int] = {}
     for change in changes:
         counts[change.action] = counts.get(change.action, 0) + 1
     order = ("create", "update", "delete", "unchanged", "conflict", "manual")
     return ", ".join(f"{counts[a]} {'to ' if a in MUTATING else ''}{a}" for a in order if a in counts) or "nothing"
+
+
+def mutating(changes: Iterable[Change], *kinds: str) -> list[Change]:
+    """The changes that act, optionally only those of ``kinds``, in plan order."""
+    return [c for c in changes if c.mutating and (not kinds or c.kind in kinds)]
+
+
+def refuse_conflicts(phase: str, changes: Sequence[Change], hint: str) -> None:
+    """The one refusal: while a plan holds a conflict (an object with our name that is not ours, a
+    failed preflight check), its phase writes nothing."""
+    conflicts = [c.one_line() for c in changes if c.action == "conflict"]
+    if conflicts:
+        raise ConflictError(f"{phase}: nothing was written, {len(conflicts)} conflict(s): {and_more(conflicts)}",
+                            hint=hint)

@@ -1,4 +1,5 @@
-"""What every phase gets: the design, the options, a reporter, secrets and shared clients."""
+"""What every phase gets: the design, the options, a reporter, secrets, shared clients and the
+handoff between phases."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nsxkube.design import Design
+from nsxkube.pipeline.handoff import Handoff
 from nsxkube.pipeline.reporter import Reporter
 
 T = TypeVar("T")
@@ -37,8 +39,8 @@ class Context:
     reporter: Reporter
     secret: Callable[[str, str], str]
     """``secret(env_name, what)`` → the value, from the environment or a prompt."""
-    facts: dict[str, Any] = field(default_factory=dict)
-    """What a phase learned for later phases (e.g. VM ids for NSX port bindings)."""
+    handoff: Handoff = field(default_factory=Handoff)
+    """What a phase learned for later phases (the node VMs for NSX port bindings, …)."""
     _clients: dict[str, Any] = field(default_factory=dict)
     _closers: list[Callable[[], None]] = field(default_factory=list)
 

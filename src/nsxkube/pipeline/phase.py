@@ -1,29 +1,51 @@
-"""The phase contract: a title, a read-only ``plan`` and an ``apply`` that makes the plan true."""
+"""The phase contract: observe → plan → apply.
+
+- ``observe(ctx) -> Snapshot`` does every read a phase needs and nothing else (it may note in
+  ``ctx.handoff`` what it learned for later phases);
+- ``plan(design, snapshot) -> list[Change]`` is pure: the same design and snapshot give the same
+  changes, so it is tested from tables with no outside system;
+- ``apply(ctx, snapshot, changes)`` acts only on the mutating changes it is handed, through each
+  change's ``subject`` (what the plan decided to act on), and returns what it did.
+
+The runner calls them in that order (``pipeline.runner``); a phase never re-plans by itself.
+Destroy follows the same shape with ``observe_teardown`` / ``plan_teardown`` / ``destroy``.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from nsxkube.design import Design
 from nsxkube.pipeline.change import Change
 from nsxkube.pipeline.context import Context
 
+Snapshot = TypeVar("Snapshot")
+
 
 @runtime_checkable
-class Phase(Protocol):
+class Phase(Protocol[Snapshot]):
     name: str
     title: str
+    conflict_hint: str
+    """What the operator can do when the plan holds a conflict (the runner refuses to apply then)."""
 
-    def plan(self, ctx: Context) -> list[Change]:
-        """Observe the live system (reads only) and return what apply would change."""
+    def observe(self, ctx: Context) -> Snapshot:
+        """Read the live systems; no change anywhere."""
         ...
 
-    def apply(self, ctx: Context, changes: list[Change]) -> list[Change]:
-        """Make the planned changes; return what was done. Running it again changes nothing."""
+    def plan(self, design: Design, snapshot: Snapshot) -> list[Change]:
+        """Pure: what apply would change, one Change per object."""
+        ...
+
+    def apply(self, ctx: Context, snapshot: Snapshot, changes: list[Change]) -> list[Change]:
+        """Make the mutating changes true; return what was done. Running it again changes nothing."""
         ...
 
 
 @runtime_checkable
 class Destroyable(Protocol):
-    def plan_destroy(self, ctx: Context) -> list[Change]: ...
+    def observe_teardown(self, ctx: Context) -> Any: ...
 
-    def destroy(self, ctx: Context, changes: list[Change]) -> list[Change]: ...
+    def plan_teardown(self, design: Design, snapshot: Any) -> list[Change]: ...
+
+    def destroy(self, ctx: Context, snapshot: Any, changes: list[Change]) -> list[Change]: ...

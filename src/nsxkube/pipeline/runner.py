@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from nsxkube.errors import Aborted, ConflictError, NsxkubeError
-from nsxkube.pipeline.change import Change, summarize
+from nsxkube.errors import Aborted, NsxkubeError
+from nsxkube.pipeline.change import Change, refuse_conflicts, summarize
 from nsxkube.pipeline.context import Context
 from nsxkube.pipeline.phase import Destroyable, Phase
 
@@ -37,35 +38,36 @@ class RunResult:
         return any(c.mutating for p in self.phases for c in p.changes)
 
 
-def plan(ctx: Context, phases: Sequence[Phase]) -> RunResult:
+def observe_and_plan(ctx: Context, phase: Phase[Any]) -> tuple[Any, list[Change]]:
+    """The read half of a phase: its snapshot and the pure plan of it."""
+    snapshot = phase.observe(ctx)
+    return snapshot, phase.plan(ctx.design, snapshot)
+
+
+def plan(ctx: Context, phases: Sequence[Phase[Any]]) -> RunResult:
     result = RunResult("plan")
     for phase in phases:
-        result.phases.append(_timed(ctx, phase, lambda p=phase: p.plan(ctx), report_changes=True))
+        result.phases.append(_timed(ctx, phase, lambda p=phase: observe_and_plan(ctx, p)[1], report_changes=True))
         if not result.phases[-1].ok:
             break
     return result
 
 
-def apply(ctx: Context, phases: Sequence[Phase], spec_path: str) -> RunResult:
+def apply_phase(ctx: Context, phase: Phase[Any]) -> list[Change]:
+    """observe → plan → (refuse conflicts) → apply the mutating changes; a no-op plan applies nothing."""
+    snapshot, changes = observe_and_plan(ctx, phase)
+    for change in changes:
+        ctx.reporter.change(phase.name, change)
+    refuse_conflicts(phase.name, changes, phase.conflict_hint)
+    if not any(c.mutating for c in changes):
+        return changes
+    return phase.apply(ctx, snapshot, changes)
+
+
+def apply(ctx: Context, phases: Sequence[Phase[Any]], spec_path: str) -> RunResult:
     result = RunResult("apply")
     for phase in phases:
-
-        def run(p: Phase = phase) -> list[Change]:
-            changes = p.plan(ctx)
-            for change in changes:
-                ctx.reporter.change(p.name, change)
-            conflicts = [c for c in changes if c.action == "conflict"]
-            if conflicts:
-                raise ConflictError(
-                    f"{len(conflicts)} object(s) nsxkube would own already exist and are not ours: "
-                    + "; ".join(c.one_line() for c in conflicts),
-                    hint="rename ours in cluster.yaml or remove theirs by hand; nsxkube never adopts or overwrites",
-                )
-            if not any(c.mutating for c in changes):
-                return changes
-            return p.apply(ctx, changes)
-
-        outcome = _timed(ctx, phase, run, report_changes=False)
+        outcome = _timed(ctx, phase, lambda p=phase: apply_phase(ctx, p), report_changes=False)
         result.phases.append(outcome)
         if not outcome.ok:
             result.next_step = (
@@ -77,38 +79,43 @@ def apply(ctx: Context, phases: Sequence[Phase], spec_path: str) -> RunResult:
 
 
 def destroy(
-    ctx: Context, phases: Sequence[Phase], confirm: Callable[[list[Change]], bool]
+    ctx: Context, phases: Sequence[Phase[Any]], confirm: Callable[[list[Change]], bool]
 ) -> RunResult:
     """Plan every phase's teardown (last phase first), ask once, then delete only what we own."""
     result = RunResult("destroy")
     ordered = [p for p in reversed(phases) if isinstance(p, Destroyable)]
-    planned: list[tuple[Phase, list[Change]]] = []
+    planned: list[tuple[Phase[Any], Any, list[Change]]] = []
     for phase in ordered:
-        outcome = _timed(ctx, phase, lambda p=phase: p.plan_destroy(ctx), report_changes=True,
-                         title=_destroy_title(phase))
+        snapshots: list[Any] = []
+
+        def teardown(p: Any = phase, keep: list[Any] = snapshots) -> list[Change]:
+            keep.append(p.observe_teardown(ctx))
+            return p.plan_teardown(ctx.design, keep[0])
+
+        outcome = _timed(ctx, phase, teardown, report_changes=True, title=_destroy_title(phase))
         if not outcome.ok:
             result.phases.append(outcome)
             return result
-        planned.append((phase, outcome.changes))
-    everything = [c for _, changes in planned for c in changes]
+        planned.append((phase, snapshots[0], outcome.changes))
+    everything = [c for _, _, changes in planned for c in changes]
     if not any(c.mutating for c in everything):
-        result.phases = [PhaseResult(p.name, p.title, changes) for p, changes in planned]
+        result.phases = [PhaseResult(p.name, p.title, changes) for p, _, changes in planned]
         return result
     if not confirm(everything):
         raise Aborted("nothing was deleted")
-    for phase, changes in planned:
-        result.phases.append(_timed(ctx, phase, lambda p=phase, c=changes: p.destroy(ctx, c), report_changes=False,
-                                    title=_destroy_title(phase)))
+    for phase, snapshot, changes in planned:
+        result.phases.append(_timed(ctx, phase, lambda p=phase, s=snapshot, c=changes: p.destroy(ctx, s, c),
+                                    report_changes=False, title=_destroy_title(phase)))
         if not result.phases[-1].ok:
             break
     return result
 
 
-def _destroy_title(phase: Phase) -> str:
+def _destroy_title(phase: Phase[Any]) -> str:
     return f"Delete what the {phase.name} phase created (only objects this cluster owns)"
 
 
-def _timed(ctx: Context, phase: Phase, action: Callable[[], list[Change]], *, report_changes: bool,
+def _timed(ctx: Context, phase: Phase[Any], action: Callable[[], list[Change]], *, report_changes: bool,
            title: str | None = None) -> PhaseResult:
     reporter, title = ctx.reporter, title or phase.title
     reporter.phase_started(phase.name, title)

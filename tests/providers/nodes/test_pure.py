@@ -1,4 +1,4 @@
-"""The node provider's pure parts, from tables: command text, facts, CSR judgement, kubeconfig, logs."""
+"""The node provider's pure parts, from tables: command text, probes, CSR judgement, kubeconfig, logs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from nsxkube.errors import ProviderError
-from nsxkube.providers.nodes import commands, facts, kube, kubeconfig
+from nsxkube.providers.nodes import commands, kube, kubeconfig, probes
 from nsxkube.providers.nodes.client import parse_bastion
 from nsxkube.providers.nodes.log import REDACTED, NodeLog, redact
 from nsxkube.providers.nodes.model import Result, Target
@@ -85,7 +85,7 @@ def test_targets_name_themselves_with_their_address() -> None:
     assert Result("x", 3, "", "", 0.1).last_line() == "exit status 3"
 
 
-# ---- facts --------------------------------------------------------------------------------------
+# ---- probes --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("output", "initialized", "joined"), [
@@ -95,7 +95,7 @@ def test_targets_name_themselves_with_their_address() -> None:
     ("", False, False),
 ])
 def test_node_state(output: str, initialized: bool, joined: bool) -> None:
-    assert facts.parse_state("n", output) == facts.LiveNode("n", initialized, joined)
+    assert probes.parse_state("n", output) == probes.LiveNode("n", initialized, joined)
 
 
 @pytest.mark.parametrize(("output", "status"), [
@@ -103,7 +103,7 @@ def test_node_state(output: str, initialized: bool, joined: bool) -> None:
     ("status: degraded done\n", "degraded done"),
 ])
 def test_cloud_init_status(output: str, status: str) -> None:
-    assert facts.cloud_init_status(output) == status
+    assert probes.cloud_init_status(output) == status
 
 
 READY = ("swap=\noverlay=yes\nbridge-nf-call-iptables=1\nip_forward=1\ncontainerd=active\nntp-synchronized=yes\n"
@@ -122,16 +122,16 @@ READY = ("swap=\noverlay=yes\nbridge-nf-call-iptables=1\nip_forward=1\ncontainer
     ({"listening": "22 6443 10250"}, "port(s) 6443, 10250 already in use"),
 ])
 def test_preflight_problems(change: dict[str, str], problem: str | None) -> None:
-    values = facts.key_values(READY) | change
+    values = probes.key_values(READY) | change
     output = "".join(f"{k}={v}\n" for k, v in values.items())
-    found = facts.preflight_problems(output, (6443, 10250))
+    found = probes.preflight_problems(output, (6443, 10250))
     assert found == [] if problem is None else (len(found) == 1 and problem in found[0]), found
 
 
 def test_preflight_script_reads_this_machine(tmp_path: Path) -> None:
-    result = subprocess.run(["bash", "-c", facts.PREFLIGHT_SCRIPT], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(["bash", "-c", probes.PREFLIGHT_SCRIPT], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
-    assert set(facts.key_values(result.stdout)) == {"swap", "overlay", "bridge-nf-call-iptables", "ip_forward",
+    assert set(probes.key_values(result.stdout)) == {"swap", "overlay", "bridge-nf-call-iptables", "ip_forward",
                                                      "containerd", "ntp-synchronized", "listening"}
 
 

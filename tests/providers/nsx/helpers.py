@@ -9,10 +9,11 @@ from typing import Any
 
 from nsxkube.design import Design
 from nsxkube.lab.nsx import NsxEmulator
+from nsxkube.phases.clients import NSX as CLIENT_NAME
 from nsxkube.pipeline.context import Context, Options
 from nsxkube.pipeline.reporter import RecordingReporter
 from nsxkube.providers.nsx.client import Backoff, NsxClient
-from nsxkube.providers.nsx.connect import CLIENT_NAME, client_config
+from nsxkube.providers.nsx.connect import client_config
 from tests.support.specs import example_design
 
 FAST = Backoff(attempts=4, first_delay=0.005, max_delay=0.02)

@@ -1,15 +1,13 @@
-"""One NSX client per run, built from cluster.yaml and the environment, shared by every phase."""
+"""The NSX client's configuration, built from cluster.yaml and the environment."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from nsxkube.pipeline.context import Context
-from nsxkube.providers.nsx.client import Backoff, ClientConfig, NsxClient, parse_manager
+from nsxkube.providers.nsx.client import Backoff, ClientConfig, parse_manager
 from nsxkube.secrets import read_secret
 from nsxkube.spec.model import Nsx
 
-CLIENT_NAME = "nsx"
 INSECURE_WARNING = ("NSX certificate verification is OFF (nsx.tls.insecure: true): anyone on the network path "
                     "can pose as NSX and read its password; set nsx.tls.thumbprint or nsx.tls.ca_file")
 
@@ -27,15 +25,3 @@ def client_config(nsx: Nsx, secret: Callable[[str, str], str] = read_secret, *,
         credential_names=f"{names.user_env} and {names.password_env}",
         backoff=backoff or Backoff(),
     )
-
-
-def nsx_client(ctx: Context, phase: str) -> NsxClient:
-    """The run's shared client; the first phase to ask builds it (and warns if TLS is off)."""
-
-    def build(c: Context) -> NsxClient:
-        nsx = c.design.spec.nsx
-        if nsx.tls.insecure:
-            c.reporter.warning(phase, INSECURE_WARNING)
-        return NsxClient(client_config(nsx, c.secret), notify=lambda message: c.reporter.step(phase, message))
-
-    return ctx.client(CLIENT_NAME, build, close=NsxClient.close)

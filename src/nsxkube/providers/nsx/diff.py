@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from nsxkube.checks.nsx_ownership import not_ours_reason
 from nsxkube.providers.nsx.model import LiveInventory
+from nsxkube.providers.nsx.ownership import not_ours_reason
 from nsxkube.render.nsx_objects import NsxObject
 
 Action = Literal["create", "update", "unchanged", "conflict"]

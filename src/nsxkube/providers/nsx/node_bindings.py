@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from nsxkube.design import OWNERSHIP_SCOPE
 from nsxkube.providers.nsx.model import LivePort, LiveVif, LiveVm
@@ -38,15 +37,15 @@ class NodePlan:
     conflict: str | None = None
 
 
-def targets(nodes: Sequence[str], bindings: Mapping[str, Sequence[str]], facts: Mapping[str, Any]) -> list[NodeTarget]:
-    """One target per node: the addresses to bind, and what the machines phase knows of its VM."""
-    def fact(name: str, key: str) -> str | None:
-        record = facts.get(name)
-        value = record.get(key) if isinstance(record, Mapping) else getattr(record, key, None)
-        return str(value) if value else None
+def targets(nodes: Sequence[str], bindings: Mapping[str, Sequence[str]],
+            known: Mapping[str, tuple[str | None, str | None]]) -> list[NodeTarget]:
+    """One target per node: the addresses to bind, and what vCenter said of its VM (instance UUID,
+    MAC) when the machines phase ran in this command."""
+    def target(name: str) -> NodeTarget:
+        uuid, mac = known.get(name, (None, None))
+        return NodeTarget(name, tuple(bindings.get(name, ())), uuid or None, (mac or "").lower() or None)
 
-    return [NodeTarget(n, tuple(bindings.get(n, ())), fact(n, "instance_uuid"), (fact(n, "mac") or "").lower() or None)
-            for n in nodes]
+    return [target(n) for n in nodes]
 
 
 def find_vm(target: NodeTarget, vms: Sequence[LiveVm]) -> tuple[LiveVm | None, str | None]:

@@ -165,8 +165,9 @@ class Machine:
 
 
 @dataclass(frozen=True)
-class MachineFacts:
-    """What later phases need to know about a node VM (NSX port bindings, the CPI, SSH)."""
+class NodeVm:
+    """A node's VM as the machines phase found or made it: what later phases need (NSX port
+    bindings, the CPI, SSH)."""
 
     name: str
     moref: str

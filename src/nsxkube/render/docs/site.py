@@ -14,11 +14,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from nsxkube.cli.commands import example_text
 from nsxkube.design import derive_design
 from nsxkube.render.docs import render_docs
 from nsxkube.render.files import RenderedFile
 from nsxkube.spec import parse_spec
+from nsxkube.spec.example import example_text
 
 RUNBOOKS = "runbooks"
 COMMAND = "python -m nsxkube.render.docs.site docs/"

@@ -1,6 +1,6 @@
-"""What a node reports: its state towards the cluster, cloud-init, and the preflight facts.
+"""What a node reports, read by probes: its state towards the cluster, cloud-init, and the preflight.
 
-Each fact is a read-only command and a pure parser, so the parsing is tested from tables.
+Each probe is a read-only command and a pure parser, so the parsing is tested from tables.
 """
 
 from __future__ import annotations

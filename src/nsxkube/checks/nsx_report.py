@@ -9,9 +9,9 @@ from collections import Counter
 from typing import Any
 
 from nsxkube.checks.nsx_audit import Finding, failures
-from nsxkube.checks.nsx_ownership import ownership_of
 from nsxkube.design import Design
 from nsxkube.providers.nsx.model import LiveInventory, LiveObject
+from nsxkube.providers.nsx.ownership import ownership_of
 from nsxkube.render.nsx_objects import desired_nsx_objects
 
 MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL"}
