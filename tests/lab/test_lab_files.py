@@ -15,7 +15,7 @@ from nsxkube.design import derive_design
 from nsxkube.errors import UsageError
 from nsxkube.lab import control
 from nsxkube.lab import state as files
-from nsxkube.lab.spec import CLUSTER_NAME, Endpoint, _replace, is_lab_file, lab_cluster_yaml, ssh_keypair
+from nsxkube.lab.cluster_file import CLUSTER_NAME, Endpoint, _replace, is_lab_file, lab_cluster_yaml, ssh_keypair
 from nsxkube.lab.vcsim import locate_vcsim
 from nsxkube.spec import load_spec
 from nsxkube.spec.example import example_text

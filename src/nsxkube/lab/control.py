@@ -54,7 +54,7 @@ def _exclusive(lab_dir: Path) -> Iterator[None]:
 
 
 def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, progress: Callable[[str], None]) -> UpResult:
-    from nsxkube.lab.spec import is_lab_file
+    from nsxkube.lab.cluster_file import is_lab_file
     from nsxkube.lab.vcsim import locate_vcsim
 
     began = time.monotonic()

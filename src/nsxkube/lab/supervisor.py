@@ -37,9 +37,9 @@ def log(message: str) -> None:
 
 def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str) -> int:
     from nsxkube.lab.bridge import NsxVcenterBridge
+    from nsxkube.lab.cluster_file import CLUSTER_NAME, Endpoint, lab_cluster_yaml, ssh_keypair
     from nsxkube.lab.guest import GuestSimulator
     from nsxkube.lab.nsx import NsxEmulator, parse_listen
-    from nsxkube.lab.spec import CLUSTER_NAME, Endpoint, lab_cluster_yaml, ssh_keypair
     from nsxkube.lab.template import make_template
     from nsxkube.lab.vcsim import locate_vcsim, start_vcsim
     from nsxkube.providers.vsphere.connection import connect

@@ -14,7 +14,7 @@ from nsxkube.render.machines import NODE_NIC
 
 
 @dataclass(frozen=True)
-class Pain:
+class KnownProblem:
     title: str
     symptom: str
     cause: str
@@ -23,7 +23,7 @@ class Pain:
     fix_commands: tuple[str, ...] = ()
 
 
-def vip_not_answering(design: Design) -> Pain:
+def vip_not_answering(design: Design) -> KnownProblem:
     plan, nsx = design.ip_plan, design.spec.nsx
     cp, other = plan.control_planes[0], plan.nodes[-1]
     pools = ", ".join(str(p.range) for p in plan.pools) or "no pool"
@@ -39,7 +39,7 @@ def vip_not_answering(design: Design) -> Pain:
         fix.append("This cluster uses vip_mode segment-profiles: the SpoofGuard profile without the binding allowlist "
                    f"must be bound to {nsx.segment.name}; check the binding maps in {bundle.NSX_SPOOFGUARD}.")
     fix.append(f"The DFW group of the VIP and pools must match the rules of {bundle.NSX_DFW_RULES}.")
-    return Pain(
+    return KnownProblem(
         f"The API VIP {plan.api_vip} (or a LoadBalancer address) does not answer",
         "kubectl times out against the VIP while each control plane answers on its own address; or a LoadBalancer "
         "service has an EXTERNAL-IP nobody can reach; or it works until the VIP moves to another node.",
@@ -67,10 +67,10 @@ def _pod_mtu_commands(design: Design) -> tuple[str, ...]:
             f"kubectl -n {TESTS_NAMESPACE} exec deploy/{WEB_APP} -- cat /sys/class/net/eth0/mtu   # {design.mtu.pod_mtu}")
 
 
-def large_packets_hang(design: Design) -> Pain:
+def large_packets_hang(design: Design) -> KnownProblem:
     mtu = design.mtu
     a, b = design.ip_plan.nodes[0], design.ip_plan.nodes[-1]
-    return Pain(
+    return KnownProblem(
         "Large packets hang (TLS handshakes, image pulls, `kubectl logs -f`, big API answers)",
         "Small requests work; anything large stalls until a timeout: `curl -v https://…` stops after the Client "
         "Hello, pulls stall mid-layer, pod-to-pod HTTP hangs on large bodies.",
@@ -108,13 +108,13 @@ def large_packets_hang(design: Design) -> Pain:
     )
 
 
-def tunnel_dropped(design: Design) -> Pain:
+def tunnel_dropped(design: Design) -> KnownProblem:
     mtu = design.mtu
     a = design.ip_plan.nodes[0]
     current = (f"This cluster uses {mtu.tunnel} on UDP {mtu.tunnel_port}."
                + (" VXLAN is the protocol known to be hit." if mtu.tunnel == "vxlan" else
                   " Geneve is the usual way out; if it is dropped too, look at the DFW and the offloads below."))
-    return Pain(
+    return KnownProblem(
         "Pod traffic between nodes is dropped (VXLAN on UDP 8472)",
         "Pods reach pods on the same node but not on other nodes; `cilium connectivity test` fails only its "
         "cross-node cases; `cilium status` shows unreachable node health endpoints.",
@@ -141,9 +141,9 @@ def tunnel_dropped(design: Design) -> Pain:
     )
 
 
-def csi_without_provider_id(design: Design) -> Pain:
+def csi_without_provider_id(design: Design) -> KnownProblem:
     server = design.spec.vsphere.server
-    return Pain(
+    return KnownProblem(
         "Volumes fail: the CSI driver finds no ProviderID",
         "PVCs stay Pending or pods stay ContainerCreating; the CSI controller or node logs complain about a missing "
         "ProviderID / node VM not found; `kubectl get csinodes` lacks csi.vsphere.vmware.com on some nodes.",
@@ -173,10 +173,10 @@ def csi_without_provider_id(design: Design) -> Pain:
     )
 
 
-def disk_uuid_missing(design: Design) -> Pain:
+def disk_uuid_missing(design: Design) -> KnownProblem:
     node = design.ip_plan.nodes[-1]
     template = design.spec.vsphere.template
-    return Pain(
+    return KnownProblem(
         "Volumes attach in vCenter but never appear in the node (disk.EnableUUID)",
         "Pods stay ContainerCreating with events such as \"disk … not attached to node\" or \"could not find "
         "device\", although vCenter shows the disk on the VM.",
@@ -201,9 +201,9 @@ def disk_uuid_missing(design: Design) -> Pain:
     )
 
 
-def kube_vip_init(design: Design) -> Pain:
+def kube_vip_init(design: Design) -> KnownProblem:
     cp = design.ip_plan.control_planes[0]
-    return Pain(
+    return KnownProblem(
         "kubeadm init times out waiting for the API on the VIP",
         f"On {cp.name}, `kubeadm init` waits for https://{design.api_endpoint} until it gives up; kube-vip logs "
         "show 'forbidden' or 'unauthorized', or it cannot reach the API.",
@@ -218,9 +218,9 @@ def kube_vip_init(design: Design) -> Pain:
     )
 
 
-def dfw_drops(design: Design) -> Pain:
+def dfw_drops(design: Design) -> KnownProblem:
     dfw = design.spec.nsx.dfw
-    return Pain(
+    return KnownProblem(
         "One kind of traffic is blocked (the DFW)",
         "A single port fails between nodes or from clients while others work: kubelet logs, metrics, NodePorts, "
         "DNS or NTP.",
@@ -237,7 +237,7 @@ def dfw_drops(design: Design) -> Pain:
     )
 
 
-def render_pain(pain: Pain) -> str:
+def render_pain(pain: KnownProblem) -> str:
     parts = [f"## {pain.title}", f"**Symptom.** {pain.symptom}", f"**Why.** {pain.cause}",
              "**Confirm:**", bash(pain.confirm), "**Fix:**", bullets(pain.fix)]
     if pain.fix_commands:
