@@ -25,18 +25,14 @@ import yaml
 
 from nsxkube.design import Design
 from nsxkube.render import kubeadm as kubeadm_render
+from nsxkube.render.cloud_init import NODE_NIC, render_node_cloud_init
+from nsxkube.render.containerd import containerd_config_toml, registry_hosts_toml
 from nsxkube.render.files import RenderedFile
 from nsxkube.render.kubeadm import kube_vip_init_kubeconfig, render_kubeadm
-from nsxkube.render.machines import (
-    NODE_NIC,
-    containerd_config_toml,
-    prepare_vm_script,
-    registry_hosts_toml,
-    render_machines,
-    render_node_cloud_init,
-    template_files,
-)
 from nsxkube.render.scripts import render_scripts
+from nsxkube.render.template_config import template_files
+from nsxkube.render.template_vm import prepare_vm_script
+from nsxkube.render.vm_files import render_machines
 from tests.support.binaries import require_binary
 from tests.support.specs import example_design
 from tests.support.validators import cloud_init_schema, kubernetes_schema, require_tool, shellcheck, yamllint
