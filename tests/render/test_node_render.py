@@ -130,8 +130,9 @@ def test_rendering_twice_is_byte_identical() -> None:
 
 
 def test_every_user_data_passes_cloud_init_schema(variant_bundle: tuple[Design, Path]) -> None:
-    _, root = variant_bundle
+    design, root = variant_bundle
     user_data = [root / "vm-template/user-data", *sorted(root.glob("nodes/*/user-data"))]
+    assert len(user_data) == 1 + len(design.ip_plan.nodes)
     findings = [finding for path in user_data for finding in cloud_init_schema(path)]
     assert findings == []
     for path in user_data:
@@ -724,7 +725,8 @@ def test_etcd_backup_checksums_and_keeps_the_newest(tmp_path: Path) -> None:
     for flag in ("--endpoints=https://127.0.0.1:2379", "/pki/etcd/ca.crt", "/pki/etcd/healthcheck-client.crt",
                  "/pki/etcd/healthcheck-client.key", "snapshot save"):
         assert flag in save
-    assert all(c.startswith("snapshot status ") for c in node.calls("etcdutl"))
+    checks = node.calls("etcdutl")
+    assert checks and all(c.startswith("snapshot status ") for c in checks)
     assert oct(backups.stat().st_mode & 0o777) == "0o700"
 
 
