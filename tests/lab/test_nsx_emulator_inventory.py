@@ -32,7 +32,8 @@ def test_hierarchical_get_returns_the_filtered_tree(tanzu_api: httpx.Client) -> 
     assert {g["id"] for g in groups} == set(TANZU_GROUP_IDS)
     policy = next(p for p in wrapped(domain["children"], "SecurityPolicy") if p["id"] == TANZU_POLICY_ID)
     assert "rules" not in policy and policy["rule_count"] == 4 and len(wrapped(policy["children"], "Rule")) == 4
-    assert all(s["path"].startswith("/infra/segments/") for s in wrapped(tree["children"], "Segment"))
+    segments = wrapped(tree["children"], "Segment")
+    assert segments and all(s["path"].startswith("/infra/segments/") for s in segments)
     assert not wrapped(tree["children"], "Service")  # not asked for
     # The walk descends only through matching types, as VMware's own example says.
     assert wrapped(tanzu_api.get("/infra", params={"filter": "Type-Group"}).json()["children"], "Group") == []

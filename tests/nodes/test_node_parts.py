@@ -87,10 +87,11 @@ def test_overrides_change_only_what_is_listed():
 def test_the_node_bundle_keeps_the_rendered_scripts(tmp_path):
     design = C.test_design(control_planes=1, workers=0)
     bundle = C.write_node_bundle(design, tmp_path)
-    for rendered in render_bundle(design):
-        if rendered.path.startswith("scripts/"):
-            assert (bundle / rendered.path).read_text() == rendered.content
-            assert (bundle / rendered.path).stat().st_mode & 0o777 == rendered.mode
+    scripts = [rendered for rendered in render_bundle(design) if rendered.path.startswith("scripts/")]
+    assert len(scripts) >= 6
+    for rendered in scripts:
+        assert (bundle / rendered.path).read_text() == rendered.content
+        assert (bundle / rendered.path).stat().st_mode & 0o777 == rendered.mode
     assert {p.name for p in (bundle / "kubeadm").iterdir()} >= {"init.yaml", "join-control-plane.yaml",
                                                                   "join-worker.yaml", "kube-vip.yaml"}
 

@@ -137,6 +137,7 @@ def test_the_first_run_builds_the_cluster_and_reports_per_node(bootstrapped: Boo
     assert result.ok, result.phases[-1].error
     design = bootstrapped.lab.design
     steps = events.texts("step")
+    assert len(design.ip_plan.nodes) == 5
     for node in design.ip_plan.nodes:
         expected = "initialized" if node is design.ip_plan.control_planes[0] else "joined"
         line = next(s for s in steps if s.startswith(f"{node.name} ({node.address}): "))
@@ -171,6 +172,7 @@ def test_kube_vip_holds_the_vip_with_super_admin_during_init_and_admin_conf_afte
         manifest = the_lab.host(node.name).path("/etc/kubernetes/manifests/kube-vip.yaml").read_text()
         assert manifest == rendered["kubeadm/kube-vip.yaml"]
         assert "/etc/kubernetes/admin.conf" in manifest and "super-admin" not in manifest
+    assert len(others) == 2 and len(the_lab.design.ip_plan.workers) == 2
     for node in the_lab.design.ip_plan.workers:
         assert not the_lab.host(node.name).path("/etc/kubernetes/manifests/kube-vip.yaml").exists()
 
@@ -188,6 +190,7 @@ def test_join_secrets_reach_the_scripts_only_through_the_environment(bootstrappe
     the_lab = bootstrapped.lab
     secrets = [standins.TOKEN, ca_hash(the_lab), standins.CERTIFICATE_KEY]
     joins = the_lab.calls("kubeadm", "join")
+    assert {j["host"] for j in joins} == {n.name for n in the_lab.design.ip_plan.nodes[1:]}
     for join in joins:
         control_plane = "controlPlane:" in join["config"]
         assert join["env"]["NSXKUBE_JOIN_TOKEN"] == standins.TOKEN
@@ -195,6 +198,7 @@ def test_join_secrets_reach_the_scripts_only_through_the_environment(bootstrappe
         assert ("NSXKUBE_CERTIFICATE_KEY" in join["env"]) is control_plane, "workers never get the certificate key"
     seen_in_ps = [r["ps"] for r in joins]
     argv = [" ".join(r["argv"]) for h in the_lab.net.hosts for r in standins.records(h)]
+    assert any(a.startswith("join --config") for a in argv), "the stand-ins recorded no kubeadm join"
     for secret in secrets:
         assert not [text for text in seen_in_ps + argv if secret in text], "a secret showed in a process's arguments"
 
@@ -229,6 +233,7 @@ def test_the_kubeconfig_is_private_and_points_at_the_api_endpoint(bootstrapped: 
 def test_only_our_nodes_serving_csrs_are_approved_and_nodes_are_labelled(bootstrapped: Bootstrapped) -> None:
     state = bootstrapped.lab.cluster.state()
     design = bootstrapped.lab.design
+    assert len(design.ip_plan.nodes) == 5
     for node in design.ip_plan.nodes:
         assert state["csrs"][f"csr-serving-{node.name}"]["approved"], node.name
         labels = state["nodes"][node.name]["labels"]
@@ -246,7 +251,7 @@ def test_a_second_run_changes_nothing(bootstrapped: Bootstrapped) -> None:
     assert result.ok and not result.changed, [c.one_line() for p in result.phases for c in p.changes if c.mutating]
     assert len(bootstrapped.lab.calls("kubeadm")) == bootstrapped.kubeadm_calls_after_first
     assert (bootstrapped.lab.workdir / "kubeconfig").stat().st_mtime == bootstrapped.kubeconfig_mtime_after_first
-    assert all(c.action == "unchanged" for c in result.phases[0].changes)
+    assert result.phases[0].changes and all(c.action == "unchanged" for c in result.phases[0].changes)
 
 
 def test_a_later_serving_csr_and_a_lost_label_are_planned_and_fixed_without_kubeadm(
@@ -391,6 +396,7 @@ def test_an_image_bundle_is_copied_once_and_loaded_before_kubeadm(hosts_availabl
         first, events = the_lab.apply()
         assert not first.ok  # the worker's join failed once; its images were loaded before
         digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        assert len(the_lab.net.hosts) == 2
         for host in the_lab.net.hosts:
             copied = host.path("/var/lib/nsxkube/bundle/images.tar")
             assert hashlib.sha256(copied.read_bytes()).hexdigest() == digest

@@ -102,6 +102,7 @@ def test_apply_on_tanzu_writes_only_to_objects_it_owns(tanzu: NsxEmulator, tmp_p
     result = run("apply", make_context(design, tanzu, tmp_path))
     assert result.ok, result.phases[0].error
     ours = {o.path for o in desired_nsx_objects(design)}
+    assert writes(tanzu), "apply sent nothing"
     for write in writes(tanzu):
         assert write["path"] == "/policy/api/v1/infra" and not write["allow_overwrite"]
         assert {path for path, _ in written_paths(write["body"])} <= ours
@@ -153,7 +154,8 @@ def test_destroy_removes_only_our_objects_and_leaves_tanzu_intact(tanzu: NsxEmul
     result = run("destroy", make_context(design, tanzu, tmp_path))
     assert result.ok and len(actions(result)["delete"]) == len(desired_nsx_objects(design))
     [patch] = patches(tanzu)
-    assert all(deleted for _, deleted in written_paths(patch["body"]))
+    written = list(written_paths(patch["body"]))
+    assert written and all(deleted for _, deleted in written)
     assert snapshot(tanzu) == before
     again = run("destroy", make_context(design, tanzu, tmp_path))
     assert again.ok and again.phases[0].changes == []
@@ -289,5 +291,6 @@ def test_an_existing_segment_is_only_read_and_what_it_lacks_is_manual(nsx: NsxEm
     assert sorted(actions(result)["manual"]) == ["discovery profile binding k8s-nodes-segment",
                                                  "security profile binding k8s-nodes-segment"]
     [patch] = patches(nsx)
-    assert not any(path.startswith(segment) for path, _ in written_paths(patch["body"]))
+    written = [path for path, _ in written_paths(patch["body"])]
+    assert written and not any(path.startswith(segment) for path in written)
     assert nsx.get(segment)["_revision"] == 0

@@ -50,6 +50,7 @@ def test_bindings_and_tags_are_added_once_the_vms_exist_and_reapply_is_a_no_op(n
     result = apply(make_context(design, nsx, tmp_path))
     assert result.ok, result.phases[0].error
     wanted = port_address_bindings(design)
+    assert vms and set(vms) == set(wanted)
     for name, vm in vms.items():
         port = nsx.get(vm.port_path)
         assert [(b["ip_address"], b["mac_address"]) for b in port["address_bindings"]] == [
@@ -58,6 +59,7 @@ def test_bindings_and_tags_are_added_once_the_vms_exist_and_reapply_is_a_no_op(n
     cp, worker = wanted["k8s-prod-cp-1"], wanted["k8s-prod-worker-1"]
     assert str(design.ip_plan.api_vip) in cp and str(design.ip_plan.api_vip) not in worker
     ours = {vm.port_path for vm in vms.values()}
+    assert writes(nsx), "apply sent nothing"
     for write in writes(nsx):
         assert write["method"] in ("PUT", "POST") and not write["allow_overwrite"]
         assert write["path"].removeprefix("/policy/api/v1") in ours or write["query"] == {"action": "update_tags"}
@@ -87,6 +89,7 @@ def test_segment_profiles_mode_only_tags_the_vms(nsx: NsxEmulator, tmp_path: Pat
     design = with_network(nsx, tmp_path, {"nsx.vip_mode": "segment-profiles"})
     vms = attach_nodes(nsx, design)
     assert apply(make_context(design, nsx, tmp_path)).ok
+    assert len(vms) == len(design.ip_plan.nodes)
     assert all("address_bindings" not in nsx.get(vm.port_path) for vm in vms.values())
     assert all(OWN_TAG in nsx.vm(vm.external_id)["tags"] for vm in vms.values())
 

@@ -19,6 +19,7 @@ def test_committed_pages_are_current(tmp_path):
     committed_runbooks = {p.relative_to(DOCS).as_posix() for p in (DOCS / RUNBOOKS).glob("*.md")}
     generated_runbooks = {path for path in generated if path.startswith(f"{RUNBOOKS}/")}
     assert committed_runbooks == generated_runbooks, f"run: {COMMAND}"
+    assert generated_runbooks and "troubleshooting.md" in generated
     for path, text in generated.items():
         committed = DOCS / path
         assert committed.exists() and committed.read_text(encoding="utf-8") == text, f"{path} is stale; run: {COMMAND}"

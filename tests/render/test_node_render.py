@@ -25,18 +25,14 @@ import yaml
 
 from nsxkube.design import Design
 from nsxkube.render import kubeadm as kubeadm_render
+from nsxkube.render.cloud_init import NODE_NIC, render_node_cloud_init
+from nsxkube.render.containerd import containerd_config_toml, registry_hosts_toml
 from nsxkube.render.files import RenderedFile
 from nsxkube.render.kubeadm import kube_vip_init_kubeconfig, render_kubeadm
-from nsxkube.render.machines import (
-    NODE_NIC,
-    containerd_config_toml,
-    prepare_vm_script,
-    registry_hosts_toml,
-    render_machines,
-    render_node_cloud_init,
-    template_files,
-)
 from nsxkube.render.scripts import render_scripts
+from nsxkube.render.template_config import template_files
+from nsxkube.render.template_vm import prepare_vm_script
+from nsxkube.render.vm_files import render_machines
 from tests.support.binaries import require_binary
 from tests.support.specs import example_design
 from tests.support.validators import cloud_init_schema, kubernetes_schema, require_tool, shellcheck, yamllint
@@ -134,8 +130,9 @@ def test_rendering_twice_is_byte_identical() -> None:
 
 
 def test_every_user_data_passes_cloud_init_schema(variant_bundle: tuple[Design, Path]) -> None:
-    _, root = variant_bundle
+    design, root = variant_bundle
     user_data = [root / "vm-template/user-data", *sorted(root.glob("nodes/*/user-data"))]
+    assert len(user_data) == 1 + len(design.ip_plan.nodes)
     findings = [finding for path in user_data for finding in cloud_init_schema(path)]
     assert findings == []
     for path in user_data:
@@ -728,7 +725,8 @@ def test_etcd_backup_checksums_and_keeps_the_newest(tmp_path: Path) -> None:
     for flag in ("--endpoints=https://127.0.0.1:2379", "/pki/etcd/ca.crt", "/pki/etcd/healthcheck-client.crt",
                  "/pki/etcd/healthcheck-client.key", "snapshot save"):
         assert flag in save
-    assert all(c.startswith("snapshot status ") for c in node.calls("etcdutl"))
+    checks = node.calls("etcdutl")
+    assert checks and all(c.startswith("snapshot status ") for c in checks)
     assert oct(backups.stat().st_mode & 0o777) == "0o700"
 
 

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nsxkube.design import Design
+from nsxkube.lab.nsx import OVERLAY_TZ_PATH, TIER1_PATH, NsxEmulator
 from nsxkube.render.files import to_json
 from nsxkube.render.nsx import (
     NsxObject,
@@ -749,7 +750,9 @@ def test_dfw_rules_md_lists_every_rule_with_its_reason(design):
         assert "nsx.dfw.enabled: false" in doc
         assert all(f"| {flow.id} |" in doc for flow in design.ports)
         return
-    for rule in the_policy(design)["rules"]:
+    rules = the_policy(design)["rules"]
+    assert rules
+    for rule in rules:
         line = next((row for row in doc.splitlines() if f"| {rule['display_name']} |" in row), None)
         assert line is not None, rule["id"]
         assert line.startswith(f"| {rule['sequence_number']} |")
@@ -775,24 +778,19 @@ def test_documents_show_the_segment_the_plan_and_the_vip_exceptions():
 # ── against the NSX Policy API emulator ─────────────────────────────────────────────────────
 
 
-def emulator_module() -> Any:
-    return pytest.importorskip("nsxkube.lab.nsx", reason="the NSX emulator (nsxkube.lab.nsx) is not built yet")
-
-
-def emulator_design(lab: Any, changes: dict[str, Any] | None = None) -> Design:
+def emulator_design(changes: dict[str, Any] | None = None) -> Design:
     """The example, pointed at the tier-1 and transport zone the emulator's presets hold."""
-    return example_design({"nsx.tier1": lab.TIER1_PATH.rsplit("/", 1)[1],
-                           "nsx.transport_zone": lab.OVERLAY_TZ_PATH.rsplit("/", 1)[1], **(changes or {})})
+    return example_design({"nsx.tier1": TIER1_PATH.rsplit("/", 1)[1],
+                           "nsx.transport_zone": OVERLAY_TZ_PATH.rsplit("/", 1)[1], **(changes or {})})
 
 
 def test_the_emulator_accepts_infra_patch_json_and_holds_every_object():
-    lab = emulator_module()
     import httpx
 
-    design = emulator_design(lab)
+    design = emulator_design()
     objects = desired_nsx_objects(design)
     body = next(f.content for f in render_nsx(design) if f.path == "nsx/infra-patch.json")
-    with lab.NsxEmulator("empty", realization_delay=0) as nsx, httpx.Client(
+    with NsxEmulator("empty", realization_delay=0) as nsx, httpx.Client(
             base_url=nsx.url + "/policy/api/v1", auth=(nsx.username, nsx.password),
             verify=ssl.create_default_context(cafile=nsx.ca_file), timeout=10.0) as client:
         answer = client.patch("/infra", content=body, headers={"Content-Type": "application/json"})
@@ -826,12 +824,11 @@ def run_apply_script(nsx: Any, design: Design, tmp_path: Path) -> subprocess.Com
 
 
 def test_apply_script_sends_the_body_over_verified_tls_and_waits_for_realization(tmp_path: Path):
-    lab = emulator_module()
     require_tool("curl")
     require_tool("openssl")
-    with lab.NsxEmulator("empty", realization_delay=0.3) as nsx:
+    with NsxEmulator("empty", realization_delay=0.3) as nsx:
         for name, tls in (("ca", {"nsx.tls.ca_file": nsx.ca_file}), ("pin", {"nsx.tls.thumbprint": nsx.thumbprint})):
-            design = emulator_design(lab, tls)
+            design = emulator_design(tls)
             done = run_apply_script(nsx, design, tmp_path / name)
             assert done.returncode == 0, done.stderr
             assert f"every NSX object of cluster {design.name} is realized" in done.stdout
@@ -851,11 +848,10 @@ def test_what_the_hand_applied_bundle_builds_is_what_nsxkube_apply_would_build(t
     from nsxkube.pipeline import runner
     from tests.providers.nsx.helpers import make_context, writes
 
-    lab = emulator_module()
     require_tool("curl")
     require_tool("openssl")
-    with lab.NsxEmulator("tanzu", realization_delay=0.1) as nsx:
-        design = emulator_design(lab, {"nsx.manager": nsx.url.split("//", 1)[1], "nsx.tls.thumbprint": nsx.thumbprint,
+    with NsxEmulator("tanzu", realization_delay=0.1) as nsx:
+        design = emulator_design({"nsx.manager": nsx.url.split("//", 1)[1], "nsx.tls.thumbprint": nsx.thumbprint,
                                        "nsx.segment.cidr": "172.16.51.0/24", "nsx.segment.gateway": "172.16.51.1",
                                        "network.api_vip": "172.16.51.10", "nodes.address_range": "172.16.51.11-172.16.51.99",
                                        "network.loadbalancer_pools": [{"name": "default",
@@ -874,10 +870,9 @@ def test_what_the_hand_applied_bundle_builds_is_what_nsxkube_apply_would_build(t
 
 
 def test_apply_script_stops_before_sending_credentials_to_the_wrong_certificate(tmp_path: Path):
-    lab = emulator_module()
     require_tool("openssl")
-    with lab.NsxEmulator("empty", realization_delay=0) as nsx:
-        design = emulator_design(lab, {"nsx.tls.thumbprint": ":".join(["AB"] * 32)})
+    with NsxEmulator("empty", realization_delay=0) as nsx:
+        design = emulator_design({"nsx.tls.thumbprint": ":".join(["AB"] * 32)})
         refused = run_apply_script(nsx, design, tmp_path)
         assert refused.returncode == 1 and "stopping before any credential is sent" in refused.stderr
         assert nsx.requests == []  # not one API call, so no credential left the machine

@@ -19,9 +19,9 @@ def render_bundle(design: Design) -> tuple[RenderedFile, ...]:
     from nsxkube.render.addons import render_addons
     from nsxkube.render.docs import render_docs
     from nsxkube.render.kubeadm import render_kubeadm
-    from nsxkube.render.machines import render_machines
     from nsxkube.render.nsx import render_nsx
     from nsxkube.render.scripts import render_scripts
+    from nsxkube.render.vm_files import render_machines
 
     files: list[RenderedFile] = []
     for area in (render_docs, render_nsx, render_machines, render_kubeadm, render_scripts, render_addons):

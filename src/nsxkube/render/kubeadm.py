@@ -11,8 +11,8 @@ from typing import Any
 
 from nsxkube.design import Design, Node, VersionSet
 from nsxkube.design.images import kube_vip_image
+from nsxkube.render.cloud_init import NODE_NIC
 from nsxkube.render.files import RenderedFile, to_yaml, to_yaml_documents
-from nsxkube.render.machines import NODE_NIC
 
 API_PORT = 6443
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"

@@ -51,6 +51,7 @@ READY = LiveVm("tmpl", "vm-1", is_template=True, hardware_version=19, cpus=2, me
 ])  # fmt: skip
 def test_template_checks(vm: LiveVm, failed: list[str]) -> None:
     findings = check_template(vm, min_disk_gib=60)
+    assert findings, "the template check found nothing to say"
     assert [f.check for f in failures(findings)] == failed
     for finding in findings:
         assert bool(finding.hint) is not finding.ok  # every failure says how to fix it, a pass says nothing

@@ -15,13 +15,12 @@ from nsxkube.errors import ProviderError
 from nsxkube.providers.nodes.model import Command
 
 REMOTE_DIR = "/var/lib/nsxkube/template"
-SCRIPT = "vm-template/prepare-vm.sh"
 
 
 def prepare_vm_script(design: Any) -> str:
-    from nsxkube.render.machines import render_machines
+    from nsxkube.render.template_vm import prepare_vm_script as rendered
 
-    return next(f.content for f in render_machines(design) if f.path == SCRIPT)
+    return rendered(design)
 
 
 def update_template_vm(design: Any, address: str, workdir: Path, *, step: Callable[[str], None],

@@ -18,10 +18,10 @@ from nsxkube.render.addons.ingress import GATEWAY_NAME
 from nsxkube.render.addons.secrets_script import secret_env_names
 from nsxkube.render.addons.security import READ_ONLY_GROUP, baseline_namespaces
 from nsxkube.render.addons.versions import HelmChart, helm_charts, manifests
+from nsxkube.render.cloud_init import NODE_NIC
 from nsxkube.render.docs import bundle
 from nsxkube.render.docs.markdown import Step
 from nsxkube.render.files import to_yaml
-from nsxkube.render.machines import NODE_NIC
 
 PSA_PROBE_IMAGE = "registry.k8s.io/pause:3.10"
 

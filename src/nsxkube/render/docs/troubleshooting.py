@@ -8,9 +8,9 @@ from nsxkube.design import Design
 from nsxkube.render.addons import paths
 from nsxkube.render.addons.acceptance import TESTS_NAMESPACE, WEB_APP
 from nsxkube.render.addons.common import CSI_NAMESPACE
+from nsxkube.render.cloud_init import NODE_NIC
 from nsxkube.render.docs import bundle
 from nsxkube.render.docs.markdown import bash, bullets, document
-from nsxkube.render.machines import NODE_NIC
 
 
 @dataclass(frozen=True)
