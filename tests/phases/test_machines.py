@@ -22,7 +22,7 @@ from nsxkube.pipeline.change import Change
 from nsxkube.pipeline.context import Context
 from nsxkube.providers.vsphere.inventory import read_inventory
 from nsxkube.providers.vsphere.model import OWNER_EXTRA_CONFIG, NodeVm
-from nsxkube.render.machines import render_node_cloud_init
+from nsxkube.render.cloud_init import render_node_cloud_init
 from tests.providers.vsphere.lab import TEMPLATE, VsphereLab, skip_on_old_simulator
 
 pytestmark = pytest.mark.slow

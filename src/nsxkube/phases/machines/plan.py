@@ -21,7 +21,7 @@ class MachinesSnapshot:
 
 def desired_machines(design: Design) -> list[Machine]:
     """The node VMs of the design, each with exactly the guestinfo that `nsxkube render` writes."""
-    from nsxkube.render.machines import render_node_cloud_init
+    from nsxkube.render.cloud_init import render_node_cloud_init
 
     return [Machine(n.name, n.role, str(n.address), n.cpus, n.memory_gib * MIB_PER_GIB, n.disk_gib,
                     render_node_cloud_init(design, n).guestinfo) for n in design.ip_plan.nodes]
