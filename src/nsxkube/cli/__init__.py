@@ -97,6 +97,10 @@ def render(
 PhaseOption = Annotated[
     str | None, typer.Option("--phase", help="comma-separated phases (network,machines,network-bindings,bootstrap); default all")
 ]
+ForceUnlockOption = Annotated[
+    bool, typer.Option("--force-unlock", help="take over the cluster lease of another run that is known to be dead "
+                                                "(normally refused while it holds the lease)")
+]
 WorkdirOption = Annotated[
     Path | None, typer.Option("--workdir", help="kubeconfig, logs and bundle; default .nsxkube/<name> beside the file")
 ]
@@ -114,21 +118,22 @@ def plan(path: SpecPath = Path("cluster.yaml"), phase: PhaseOption = None, workd
 
 @app.command()
 def apply(path: SpecPath = Path("cluster.yaml"), phase: PhaseOption = None, workdir: WorkdirOption = None,
-          output: OutputOption = Output.text) -> None:
+          output: OutputOption = Output.text, force_unlock: ForceUnlockOption = False) -> None:
     """Make the cluster match cluster.yaml; run again to resume after a failure."""
     from nsxkube.cli.run import run
 
-    raise typer.Exit(run("apply", path, phase, workdir, as_json=output is Output.json))
+    raise typer.Exit(run("apply", path, phase, workdir, as_json=output is Output.json, force_unlock=force_unlock))
 
 
 @app.command()
 def destroy(path: SpecPath = Path("cluster.yaml"), phase: PhaseOption = None, workdir: WorkdirOption = None,
             yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
-            output: OutputOption = Output.text) -> None:
+            output: OutputOption = Output.text, force_unlock: ForceUnlockOption = False) -> None:
     """Delete what nsxkube created for this cluster (only objects it owns); asks first."""
     from nsxkube.cli.run import run
 
-    raise typer.Exit(run("destroy", path, phase, workdir, yes=yes, as_json=output is Output.json))
+    raise typer.Exit(run("destroy", path, phase, workdir, yes=yes, as_json=output is Output.json,
+                         force_unlock=force_unlock))
 
 
 def main() -> None:

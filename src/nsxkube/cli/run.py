@@ -32,8 +32,9 @@ def make_context(spec_path: Path, workdir: Path | None, *, yes: bool, quiet: boo
 
 
 def run(verb: str, spec_path: Path, phase_names: str | None, workdir: Path | None, *, yes: bool = False,
-        as_json: bool = False) -> int:
+        as_json: bool = False, force_unlock: bool = False) -> int:
     from nsxkube import phases
+    from nsxkube.phases.lock import cluster_lock
 
     ctx = make_context(spec_path, workdir, yes=yes, quiet=as_json)
     try:
@@ -41,9 +42,11 @@ def run(verb: str, spec_path: Path, phase_names: str | None, workdir: Path | Non
         if verb == "plan":
             result = runner.plan(ctx, selected)
         elif verb == "apply":
-            result = runner.apply(ctx, selected, str(spec_path))
+            with cluster_lock(ctx, verb, force=force_unlock):
+                result = runner.apply(ctx, selected, str(spec_path))
         else:
-            result = runner.destroy(ctx, selected, confirm=lambda changes: _confirm(changes, yes))
+            with cluster_lock(ctx, verb, force=force_unlock):
+                result = runner.destroy(ctx, selected, confirm=lambda changes: _confirm(changes, yes))
     finally:
         ctx.close()
     record_run(ctx.options.workdir, result)

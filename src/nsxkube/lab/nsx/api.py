@@ -284,6 +284,9 @@ class NsxApi:
         return Response(200, None, {"Set-Cookie": cookie, XSRF_HEADER: token})
 
     def _inject_fault(self, method: str, path: str) -> None:
+        held = self.faults.take_hold(method, path)
+        if held:
+            time.sleep(held)
         failure = self.faults.take_failure(method, path)
         if failure is not None:
             raise failure

@@ -4,6 +4,8 @@ request log (the log is the record of NSX traffic only).
 
     POST   /_emulator/fail                {"status": 503, "count": 2, "error_code"?, "method"?, "path_prefix"?}
     POST   /_emulator/stale-put           {"count": 1}
+    POST   /_emulator/hold                {"seconds": 5, "count"?, "method"?, "path_prefix"?}
+    GET    /_emulator/holds               → {"started": N}: held calls so far
     POST   /_emulator/expire-sessions
     POST   /_emulator/realization-error   {"path": "/infra/segments/x", "message": "..."}
     DELETE /_emulator/realization-error?path=/infra/segments/x
@@ -55,6 +57,11 @@ def _route(api: NsxApi, request: Request) -> Response:
         )
     elif (method, action) == ("POST", "stale-put"):
         api.faults.stale_next_put(int(body.get("count", 1)))
+    elif (method, action) == ("POST", "hold"):
+        api.faults.hold_next(float(body["seconds"]), int(body.get("count", 1)), method=body.get("method"),
+                             path_prefix=body.get("path_prefix"))
+    elif (method, action) == ("GET", "holds"):
+        return Response(200, {"started": api.faults.holds_started})
     elif (method, action) == ("POST", "expire-sessions"):
         api.auth.expire_all()
     elif (method, action) == ("POST", "realization-error"):

@@ -1,5 +1,6 @@
 """Faults a test asks for: answer the next N matching calls with an error, make the next PUT
-meet a stale revision. (Session expiry and realization errors live with sessions and realization.)"""
+meet a stale revision, hold the next matching call for a while before carrying it out (so that a
+client can be killed while its write is in flight: NSX then commits it with nobody listening). (Session expiry and realization errors live with sessions and realization.)"""
 
 from __future__ import annotations
 
@@ -40,11 +41,42 @@ class InjectedFailure:
         return NsxApiError(self.status, self.error_code, self.message, module=MODULE_COMMON)
 
 
+@dataclass
+class Hold:
+    seconds: float
+    remaining: int
+    method: str | None = None
+    path_prefix: str | None = None
+
+
 class FaultPlan:
     def __init__(self) -> None:
         self._failures: list[InjectedFailure] = []
         self._stale_puts = 0
+        self._holds: list[Hold] = []
+        self.holds_started = 0  # matching calls that began their hold (what a test waits for)
         self._lock = threading.Lock()
+
+    def hold_next(self, seconds: float, count: int = 1, *, method: str | None = None,
+                  path_prefix: str | None = None) -> None:
+        """Keep the next `count` matching calls waiting `seconds` before they are carried out."""
+        if not 0 < seconds <= 300 or count < 1:
+            raise ValueError("seconds must be in (0, 300] and count at least 1")
+        with self._lock:
+            self._holds.append(Hold(seconds, count, method.upper() if method else None, path_prefix))
+
+    def take_hold(self, method: str, path: str) -> float:
+        """How long this call waits (0: not at all), consuming one matching hold."""
+        with self._lock:
+            for hold in self._holds:
+                if (hold.method is None or hold.method == method) and (
+                        hold.path_prefix is None or path.startswith(hold.path_prefix)):
+                    hold.remaining -= 1
+                    if hold.remaining == 0:
+                        self._holds.remove(hold)
+                    self.holds_started += 1
+                    return hold.seconds
+        return 0.0
 
     def fail_next(
         self,
@@ -79,6 +111,7 @@ class FaultPlan:
         with self._lock:
             self._failures.clear()
             self._stale_puts = 0
+            self._holds.clear()
 
     def take_failure(self, method: str, path: str) -> NsxApiError | None:
         """The error to answer this call with, if a planned failure matches (consuming one)."""

@@ -15,6 +15,8 @@ from typing import Literal
 from nsxkube.design import OWNERSHIP_SCOPE
 from nsxkube.providers.nsx.model import LiveObject
 
+LEASE_SCOPE = "nsxkube/lease"  # marks the cluster lease, see providers.nsx.lease
+
 Owner = Literal["nsxkube", "nsx-operator", "tanzu-ncp", "system", "unknown"]
 LABELS: dict[str, str] = {
     "nsxkube": "nsxkube", "nsx-operator": "nsx-operator", "tanzu-ncp": "Tanzu / NCP", "system": "NSX (system)",
@@ -73,6 +75,7 @@ DELETABLE_TYPES = frozenset({
 
 
 def owned_objects(objects: Iterable[LiveObject], cluster: str) -> list[LiveObject]:
-    """The objects destroy may delete for `cluster`: tagged for it, of a type nsxkube writes, not protected."""
-    return sorted((o for o in objects if o.resource_type in DELETABLE_TYPES and not_ours_reason(o, cluster) is None),
-                  key=lambda o: o.path)
+    """The objects destroy may delete for `cluster`: tagged for it, of a type nsxkube writes, not protected.
+    The cluster lease (`providers.nsx.lease`) is not among them: the run that holds it deletes it."""
+    return sorted((o for o in objects if o.resource_type in DELETABLE_TYPES and not_ours_reason(o, cluster) is None
+                   and not o.tag_values(LEASE_SCOPE)), key=lambda o: o.path)

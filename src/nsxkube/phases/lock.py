@@ -1,0 +1,127 @@
+"""One run at a time per cluster: `apply` and `destroy` hold the cluster lease in NSX
+(`providers.nsx.lease`) from their first phase to their last, renewing it while they run.
+
+A second run, from this machine or another, is refused with who holds the lease and since when.
+A lease past its expiry is taken over (its holder died without releasing it), and so is one whose
+holder ran on this machine and whose process is gone (an apply killed here is resumed at once);
+`--force-unlock` takes over any other, for when the operator knows its holder is gone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from nsxkube.errors import ConflictError, ProviderError
+from nsxkube.pipeline.context import Context
+
+LEASE_SECONDS = 600.0  # a run that died holds the cluster this long at most
+RENEW_EVERY = LEASE_SECONDS / 5
+
+
+class Locked(ConflictError):
+    """Another run holds the cluster lease."""
+
+
+def holder_name(verb: str) -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"nsxkube {verb} by {user}@{socket.gethostname()} (pid {os.getpid()})"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@contextmanager
+def cluster_lock(ctx: Context, verb: str, *, force: bool = False, ttl: float = LEASE_SECONDS,
+                 renew_every: float = RENEW_EVERY, now: Callable[[], dt.datetime] = _now) -> Iterator[str]:
+    """Holds the lease for the block; yields the holder's name. Its own NSX session, so renewing
+    never races the phases' calls."""
+    from nsxkube.providers.nsx import lease as leases
+    from nsxkube.providers.nsx.client import NsxClient
+    from nsxkube.providers.nsx.connect import client_config
+
+    cluster, holder = ctx.design.name, holder_name(verb)
+    client = NsxClient(client_config(ctx.design.spec.nsx, ctx.secret))
+    try:
+        held = _take(ctx, client, leases, cluster, holder, force, ttl, now)
+        stop = threading.Event()
+        renewer = threading.Thread(target=_renew, args=(ctx, client, leases, cluster, holder, held, ttl, renew_every,
+                                                        stop, now), name="nsxkube-lease", daemon=True)
+        renewer.start()
+        try:
+            yield holder
+        finally:
+            stop.set()
+            renewer.join()
+            if not leases.delete_lease(client, cluster, holder):
+                ctx.reporter.warning("lock", f"the cluster lease was taken over by someone else during this {verb}")
+    finally:
+        client.close()
+
+
+def _take(ctx: Context, client: Any, leases: Any, cluster: str, holder: str, force: bool, ttl: float,
+          now: Callable[[], dt.datetime]) -> Any:
+    for _ in range(3):  # each turn follows a write that raced ours
+        try:
+            return leases.create_lease(client, cluster, holder, now(), ttl)
+        except leases.LeaseTaken:
+            pass
+        current = leases.read_lease(client, cluster)
+        if current is None:
+            continue
+        if current.stale(now()):
+            why = "its lease expired"
+        elif _gone_from_this_machine(current.holder):
+            why = "its process on this machine is gone"
+        elif force:
+            why = "forced (--force-unlock)"
+        else:
+            raise Locked(f"cluster {cluster} is locked by {current.describe()}: nothing was changed",
+                         hint="wait for that run to end; if it died, run again after the lease expires or with "
+                              "--force-unlock")
+        try:
+            taken = leases.renew_lease(client, cluster, current, holder, now(), ttl, take_over=True)
+        except leases.LeaseTaken:
+            continue
+        ctx.reporter.warning("lock", f"took over the cluster lease of {current.describe()}: {why}")
+        return taken
+    raise ProviderError(f"the cluster lease of {cluster} kept changing under nsxkube; nothing was changed",
+                        hint="another run is starting at the same moment: try again")
+
+
+def _gone_from_this_machine(holder: str) -> bool:
+    """Whether ``holder`` (see holder_name) ran on this machine and its process no longer exists.
+    A pid taken again by another process counts as alive: the safe side."""
+    found = re.search(r"@(\S+) \(pid (\d+)\)$", holder)
+    if found is None or found.group(1) != socket.gethostname():
+        return False
+    try:
+        os.kill(int(found.group(2)), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
+
+
+def _renew(ctx: Context, client: Any, leases: Any, cluster: str, holder: str, held: Any, ttl: float,
+           every: float, stop: threading.Event, now: Callable[[], dt.datetime]) -> None:
+    while not stop.wait(every):
+        try:
+            held = leases.renew_lease(client, cluster, held, holder, now(), ttl)
+        except leases.LeaseTaken:
+            ctx.reporter.warning("lock", f"the cluster lease of {cluster} was taken over by another run")
+            return
+        except Exception as err:  # a failed renewal is retried at the next turn; the run goes on
+            ctx.reporter.warning("lock", f"could not renew the cluster lease: {err}")
