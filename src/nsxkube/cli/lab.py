@@ -27,12 +27,15 @@ def up(
     lab_dir: LabDir = Path("lab"),
     vcenter_port: Annotated[int, typer.Option(help="loopback port of the vCenter simulator; 0 picks a free one")] = 0,
     nsx_port: Annotated[int, typer.Option(help="loopback port of the NSX emulator; 0 picks a free one")] = 0,
+    vcenter_task_delay: Annotated[str, typer.Option(
+        help="keep the simulator's tasks running longer, e.g. CloneVm=3000 (ms): to watch progress or to "
+             "interrupt an apply in the middle of a task")] = "",
 ) -> None:
     """Start the vCenter simulator and the NSX emulator (preset tanzu) in the background."""
     from nsxkube.lab import control
     from nsxkube.lab import state as files
 
-    result = control.up(lab_dir, vcenter_port=vcenter_port, nsx_port=nsx_port,
+    result = control.up(lab_dir, vcenter_port=vcenter_port, nsx_port=nsx_port, vcenter_task_delay=vcenter_task_delay,
                         progress=lambda message: typer.echo(f"  · {message}"))
     lab, where = result.lab, lab_dir
     typer.echo(f"lab {'up' if result.started else 'already running'} in {where} "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,19 +30,27 @@ class UpResult:
     seconds: float
 
 
-def up(lab_dir: Path, *, vcenter_port: int = 0, nsx_port: int = 0,
+TASK_DELAY = re.compile(r"^[A-Za-z]+=\d{1,6}(,[A-Za-z]+=\d{1,6})*$")
+
+
+def up(lab_dir: Path, *, vcenter_port: int = 0, nsx_port: int = 0, vcenter_task_delay: str = "",
        progress: Callable[[str], None] = lambda message: None) -> UpResult:
-    """Starts the lab in ``lab_dir`` (or finds it running there) and waits until it is ready."""
+    """Starts the lab in ``lab_dir`` (or finds it running there) and waits until it is ready.
+    ``vcenter_task_delay`` (``CloneVm=3000,PowerOnVm=500``) keeps the simulator's tasks of those
+    names running that many milliseconds: to watch progress, or to stop an apply mid-task."""
     for option, port in (("--vcenter-port", vcenter_port), ("--nsx-port", nsx_port)):
         if not 0 <= port <= 65535:
             raise UsageError(f"{option} {port}: a TCP port is 1–65535, or 0 to pick a free one")
+    if vcenter_task_delay and not TASK_DELAY.match(vcenter_task_delay):
+        raise UsageError(f"--vcenter-task-delay {vcenter_task_delay!r}: expected TaskName=milliseconds[,…]",
+                         hint="for example CloneVm=3000,PowerOnVm=500")
     lab_dir = _lab_dir(lab_dir)
     try:
         lab_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"--dir {lab_dir}: cannot create it ({err.strerror})") from None
     with _exclusive(lab_dir):  # two `lab up` at once in one directory: the second finds the first's lab
-        return _up_locked(lab_dir, vcenter_port, nsx_port, progress)
+        return _up_locked(lab_dir, vcenter_port, nsx_port, vcenter_task_delay, progress)
 
 
 @contextlib.contextmanager
@@ -53,7 +62,8 @@ def _exclusive(lab_dir: Path) -> Iterator[None]:
         yield
 
 
-def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, progress: Callable[[str], None]) -> UpResult:
+def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, task_delay: str,
+               progress: Callable[[str], None]) -> UpResult:
     from nsxkube.lab.cluster_file import is_lab_file
     from nsxkube.lab.vcsim import locate_vcsim
 
@@ -73,7 +83,8 @@ def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, progress: Callab
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", files.SUPERVISOR_MODULE, str(lab_dir),
-             "--vcenter-listen", f"127.0.0.1:{vcenter_port}", "--nsx-listen", f"127.0.0.1:{nsx_port}"],
+             "--vcenter-listen", f"127.0.0.1:{vcenter_port}", "--nsx-listen", f"127.0.0.1:{nsx_port}",
+             *(["--vcenter-task-delay", task_delay] if task_delay else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives this command and its terminal
             env={**os.environ, "NSXKUBE_VCSIM": str(program.path)},

@@ -35,7 +35,7 @@ def log(message: str) -> None:
     print(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {message}", flush=True)
 
 
-def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str) -> int:
+def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str, vcenter_task_delay: str = "") -> int:
     from nsxkube.lab.bridge import NsxVcenterBridge
     from nsxkube.lab.cluster_file import CLUSTER_NAME, Endpoint, lab_cluster_yaml, ssh_keypair
     from nsxkube.lab.guest import GuestSimulator
@@ -58,7 +58,8 @@ def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str) -> int:
     emulator = NsxEmulator(NSX_PRESET, realization_delay=NSX_REALIZATION_DELAY, host=nsx_host, port=nsx_port,
                            log_path=lab_dir / files.REQUEST_LOG)
     vcsim = start_vcsim(locate_vcsim(), lab_dir / files.VCSIM_LOG, username=VCENTER_USER,
-                        password=secrets.token_urlsafe(15), vms=1, listen=vcenter_listen)
+                        password=secrets.token_urlsafe(15), vms=1, listen=vcenter_listen,
+                        extra_args=("-task-delay", vcenter_task_delay) if vcenter_task_delay else ())
     log(f"vCenter simulator ({vcsim.origin}) on {vcsim.base_url}, ready in {vcsim.startup_seconds:.1f} s")
     try:
         emulator.start()
@@ -132,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("lab_dir", type=Path)
     parser.add_argument("--vcenter-listen", default="127.0.0.1:0")
     parser.add_argument("--nsx-listen", default="127.0.0.1:0")
+    parser.add_argument("--vcenter-task-delay", default="")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        return serve(args.lab_dir.resolve(), vcenter_listen=args.vcenter_listen, nsx_listen=args.nsx_listen)
+        return serve(args.lab_dir.resolve(), vcenter_listen=args.vcenter_listen, nsx_listen=args.nsx_listen,
+                     vcenter_task_delay=args.vcenter_task_delay)
     except Exception as err:  # the parent shows this line from lab.log
         log(f"lab failed after {time.monotonic() - started:.1f} s: {type(err).__name__}: {err}")
         return 1

@@ -18,6 +18,8 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/vmware/govmomi/simulator"
@@ -47,7 +49,11 @@ func main() {
 	pass := flag.String("password", "", "login password (with -username); default $VCSIM_PASSWORD, which keeps it out of the process list")
 	useTLS := flag.Bool("tls", true, "serve HTTPS (self-signed certificate)")
 	stdinExit := flag.Bool("stdinexit", false, "exit when stdin yields a byte or closes")
+	taskDelay := flag.String("task-delay", "", "slow tasks down: comma-separated TaskName=milliseconds (CloneVm=3000)")
 	flag.Parse()
+	if err := setTaskDelays(*taskDelay); err != nil {
+		log.Fatal(err)
+	}
 
 	if err := m.Create(); err != nil {
 		log.Fatal(err)
@@ -81,4 +87,23 @@ func main() {
 		}()
 	}
 	<-done
+}
+
+// setTaskDelays keeps each named task running for its milliseconds (the simulator's task names:
+// CloneVm, PowerOnVm, ReconfigVm, Destroy…), so that a client can be stopped in the middle of one.
+func setTaskDelays(spec string) error {
+	if spec == "" {
+		return nil
+	}
+	delays := map[string]int{}
+	for _, item := range strings.Split(spec, ",") {
+		name, value, found := strings.Cut(item, "=")
+		ms, err := strconv.Atoi(value)
+		if !found || name == "" || err != nil || ms < 0 {
+			return fmt.Errorf("-task-delay %q: expected TaskName=milliseconds", item)
+		}
+		delays[name] = ms
+	}
+	simulator.TaskDelay.MethodDelay = delays
+	return nil
 }
