@@ -423,3 +423,32 @@ def test_a_bundle_without_every_image_stops_the_plan_before_anything_runs(hosts_
         assert not result.ok and "\n" not in error
         assert f"kubernetes.image_bundle: {archive} lacks registry.k8s.io/pause:" in error
         assert the_lab.calls("kubeadm") == [] and the_lab.calls("ctr") == []
+
+
+SANDBOX_BRIDGE = {"sandbox": {"reason": "test hosts", "cni": "bridge"},
+                  "addons.cilium.kube_proxy_replacement": False, "addons.ingress.controller": "none",
+                  "addons.gateway_api.enabled": False}
+
+
+def test_a_sandbox_bridge_cni_is_installed_on_each_node_from_its_pod_cidr(hosts_available: None,
+                                                                          tmp_path: Path) -> None:
+    from nsxkube.render.bridge_cni import CONFLIST
+
+    with lab(tmp_path, "10.213.71", "nkb71", 1, 2, changes=SANDBOX_BRIDGE) as the_lab:
+        planned = runner.plan(the_lab.context(), [PHASE])
+        names = [n.name for n in the_lab.design.ip_plan.nodes]
+        assert len(names) == 3
+        assert sorted(c.name for c in planned.phases[0].changes if c.kind == "bridge CNI") == sorted(names)
+        first, events = the_lab.apply()
+        assert first.ok, first.phases[0].error
+        subnets = set()
+        for host in the_lab.net.hosts:
+            conflist = json.loads(host.path(CONFLIST).read_text())
+            [bridge] = [p for p in conflist["plugins"] if p["type"] == "bridge"]
+            subnets.add(bridge["ipam"]["ranges"][0][0]["subnet"])
+            assert any(s == f"{host.name}: bridge CNI on {bridge['ipam']['ranges'][0][0]['subnet']}"
+                       for s in events.texts("step"))
+        assert len(subnets) == 3  # each node its own pod CIDR, read from its Node object
+        second, events = the_lab.apply()
+        assert second.ok and not [c for c in second.phases[0].changes if c.kind == "bridge CNI"]
+        assert not any("bridge CNI on" in s for s in events.texts("step"))

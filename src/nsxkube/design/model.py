@@ -35,6 +35,11 @@ class Design:
     warnings: tuple[Problem, ...]
 
     @property
+    def cgroup_driver(self) -> str:
+        """The kubelet's and containerd's: systemd (Ubuntu 24.04, cgroup v2) unless a sandbox says otherwise."""
+        return self.spec.sandbox.kubelet_cgroup_driver if self.spec.sandbox else "systemd"
+
+    @property
     def name(self) -> str:
         return self.spec.name
 
@@ -61,7 +66,7 @@ def analyse(spec: ClusterSpec) -> tuple[Design | None, list[Problem]]:
     versions, problems = resolve_versions(spec.kubernetes.version)
     ip_plan, ip_problems = derive_ip_plan(spec)
     mtu, mtu_problems = derive_mtu_chain(spec)
-    problems += ip_problems + mtu_problems + _cluster_rules(spec)
+    problems += ip_problems + mtu_problems + _cluster_rules(spec) + _sandbox_rules(spec)
     if any(p.severity == "error" for p in problems) or versions is None or ip_plan is None:
         return None, problems
     design = Design(
@@ -170,6 +175,36 @@ def _cluster_rules(spec: ClusterSpec) -> list[Problem]:
     if spec.nsx.tls.insecure:
         problems.append(Problem("nsx.tls.insecure", "NSX certificate verification is OFF", severity="warning",
                                 hint="set nsx.tls.thumbprint or ca_file"))
+    return problems
+
+
+def _sandbox_rules(spec: ClusterSpec) -> list[Problem]:
+    """Each sandbox setting is a warning that says what production does instead; the bridge CNI
+    needs kube-proxy, so what only Cilium does is an error."""
+    sandbox = spec.sandbox
+    if sandbox is None:
+        return []
+    why = f"sandbox: {sandbox.reason}"
+    problems = [Problem("sandbox", f"sandbox settings in force, not for production ({sandbox.reason})",
+                        severity="warning", hint="remove the sandbox section on real vSphere and NSX")]
+    if sandbox.kubelet_cgroup_driver != "systemd":
+        problems.append(Problem("sandbox.kubelet_cgroup_driver", f"kubelet and containerd use the "
+                                f"{sandbox.kubelet_cgroup_driver} cgroup driver instead of systemd", severity="warning",
+                                hint=why))
+    if sandbox.allow_cgroup_v1:
+        problems.append(Problem("sandbox.allow_cgroup_v1", "the kubelet starts on cgroup v1 (failCgroupV1: false); "
+                                "Ubuntu 24.04 nodes have cgroup v2", severity="warning", hint=why))
+    if sandbox.ignore_preflight_errors:
+        problems.append(Problem("sandbox.ignore_preflight_errors", "kubeadm skips the preflight checks "
+                                f"{', '.join(sandbox.ignore_preflight_errors)}", severity="warning", hint=why))
+    if sandbox.cni == "bridge":
+        problems.append(Problem("sandbox.cni", "pods use the CNI bridge plugin on each node's pod CIDR instead of "
+                                "Cilium (no tunnel, no network policies, no Hubble)", severity="warning", hint=why))
+        if spec.addons.cilium.kube_proxy_replacement:
+            # with kube-proxy, the rules above already refuse what only Cilium does (its ingress,
+            # Gateway API, L2 announcements)
+            problems.append(Problem("addons.cilium.kube_proxy_replacement", "sandbox.cni is bridge: without Cilium "
+                                    "nothing replaces kube-proxy", hint="set it to false"))
     return problems
 
 

@@ -45,7 +45,7 @@ def registry_hosts_toml(registry: str, mirror: str) -> str:
     )
 
 
-def containerd_config_toml(sandbox_image: str) -> str:
+def containerd_config_toml(sandbox_image: str, *, systemd_cgroup: bool = True) -> str:
     return (
         "version = 3\n\n"
         # kubeadm's pause image, pinned: containerd's built-in default differs by release, and a
@@ -57,8 +57,8 @@ def containerd_config_toml(sandbox_image: str) -> str:
         "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n"
         "  runtime_type = 'io.containerd.runc.v2'\n\n"
         "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n"
-        # The kubelet uses the systemd cgroup driver; both must agree (cgroup v2 on Ubuntu 24.04).
-        "  SystemdCgroup = true\n"
+        # The kubelet's cgroup driver (systemd on Ubuntu 24.04, cgroup v2); both must agree.
+        f"  SystemdCgroup = {'true' if systemd_cgroup else 'false'}\n"
     )
 
 

@@ -64,7 +64,7 @@ def kube_vip_init_kubeconfig(versions: VersionSet) -> str:
 
 
 def init_documents(design: Design) -> list[dict[str, Any]]:
-    return [init_configuration(design), cluster_configuration(design), kubelet_configuration()]
+    return [init_configuration(design), cluster_configuration(design), kubelet_configuration(design)]
 
 
 def init_configuration(design: Design) -> dict[str, Any]:
@@ -73,7 +73,7 @@ def init_configuration(design: Design) -> dict[str, Any]:
         "apiVersion": design.versions.kubeadm_api,
         "kind": "InitConfiguration",
         "localAPIEndpoint": {"advertiseAddress": str(node.address), "bindPort": API_PORT},
-        "nodeRegistration": node_registration(node.name, str(node.address)),
+        "nodeRegistration": node_registration(design, node.name, str(node.address)),
     }
     if kube_proxy_skipped(design):
         config["skipPhases"] = ["addon/kube-proxy"]
@@ -84,8 +84,8 @@ def kube_proxy_skipped(design: Design) -> bool:
     return design.spec.addons.cilium.kube_proxy_replacement
 
 
-def node_registration(name: str, address: str) -> dict[str, Any]:
-    return {
+def node_registration(design: Design, name: str, address: str) -> dict[str, Any]:
+    registration: dict[str, Any] = {
         "name": name,
         "criSocket": CRI_SOCKET,
         # external: nodes keep the uninitialized taint until the vSphere CPI sets their ProviderID,
@@ -95,6 +95,10 @@ def node_registration(name: str, address: str) -> dict[str, Any]:
             {"name": "node-ip", "value": address},
         ],
     }
+    sandbox = design.spec.sandbox
+    if sandbox is not None and sandbox.ignore_preflight_errors:
+        registration["ignorePreflightErrors"] = list(sandbox.ignore_preflight_errors)
+    return registration
 
 
 def cluster_configuration(design: Design) -> dict[str, Any]:
@@ -129,16 +133,21 @@ def cert_sans(design: Design) -> list[str]:
     return sans
 
 
-def kubelet_configuration() -> dict[str, Any]:
-    return {
+def kubelet_configuration(design: Design) -> dict[str, Any]:
+    sandbox = design.spec.sandbox
+    config: dict[str, Any] = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
-        "cgroupDriver": "systemd",
+        "cgroupDriver": design.cgroup_driver,
         # Serving certificates signed by the cluster CA (after CSR approval) let metrics-server
         # verify kubelets instead of running with --kubelet-insecure-tls.
         "serverTLSBootstrap": True,
         "rotateCertificates": True,
     }
+    if sandbox is not None and sandbox.allow_cgroup_v1:
+        config["failCgroupV1"] = False
+    return config
+
 
 
 def join_configuration(design: Design, *, control_plane: bool) -> dict[str, Any]:
@@ -152,7 +161,7 @@ def join_configuration(design: Design, *, control_plane: bool) -> dict[str, Any]
                 "caCertHashes": [CA_CERT_HASH],
             },
         },
-        "nodeRegistration": node_registration(NODE_NAME, NODE_IP),
+        "nodeRegistration": node_registration(design, NODE_NAME, NODE_IP),
     }
     if control_plane:
         config["controlPlane"] = {

@@ -14,7 +14,7 @@ SCRIPT_MODE = 0o755
 
 def render_scripts(design: Design) -> list[RenderedFile]:
     """scripts/: bootstrap-control-plane, join-control-plane, join-worker, etcd-backup, etcd-restore, check-mtu,
-    and preload-images with kubernetes.image_bundle."""
+    preload-images with kubernetes.image_bundle, install-bridge-cni with sandbox.cni bridge."""
     scripts = {
         "bootstrap-control-plane.sh": bootstrap_script(design),
         "join-control-plane.sh": join_script(design, control_plane=True),
@@ -23,6 +23,10 @@ def render_scripts(design: Design) -> list[RenderedFile]:
         "etcd-restore.sh": etcd_restore_script(design),
         "check-mtu.sh": check_mtu_script(design),
     }
+    if design.spec.sandbox is not None and design.spec.sandbox.cni == "bridge":
+        from nsxkube.render.bridge_cni import SCRIPT, bridge_cni_script
+
+        scripts[SCRIPT] = bridge_cni_script(design)
     if design.spec.kubernetes.image_bundle is not None:
         from nsxkube.images import PRELOAD_SCRIPT, preload_script
 

@@ -18,7 +18,8 @@ def template_files(design: Design) -> list[tuple[str, str]]:
         ("/etc/modules-load.d/k8s.conf", "overlay\nbr_netfilter\n"),
         ("/etc/sysctl.d/99-kubernetes.conf",
          "net.ipv4.ip_forward = 1\nnet.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n"),
-        ("/etc/containerd/config.toml", containerd_config_toml(pause_image(design.versions))),
+        ("/etc/containerd/config.toml", containerd_config_toml(pause_image(design.versions),
+                                                                 systemd_cgroup=design.cgroup_driver == "systemd")),
         ("/etc/systemd/system/containerd.service", CONTAINERD_UNIT),
         ("/etc/crictl.yaml", "runtime-endpoint: unix:///run/containerd/containerd.sock\n"
                              "image-endpoint: unix:///run/containerd/containerd.sock\n"),

@@ -10,9 +10,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from nsxkube.spec.types import Address, Cidr, DnsLabel, DnsName, EnvName, Range
 
@@ -316,6 +316,20 @@ class Addons(Strict):
     security: Security = Security()
 
 
+class Sandbox(Strict):
+    """What a sandbox forces that production never wants — the nsxkube lab, whose nodes are network
+    namespaces on one machine. `check` lists every setting made here, and every run repeats it."""
+
+    reason: str = Field(min_length=1, pattern=r"\S", description="why this cluster differs from production (shown by check)")
+    kubelet_cgroup_driver: Literal["systemd", "cgroupfs"] = Field(
+        default="systemd", description="cgroupfs where PID 1 is not systemd (kubelet and containerd)")
+    allow_cgroup_v1: bool = Field(default=False, description="let the kubelet start on a cgroup v1 host (failCgroupV1: false)")
+    ignore_preflight_errors: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9-]*$")]] = Field(
+        default=[], description="kubeadm preflight checks to skip, e.g. SystemVerification")
+    cni: Literal["cilium", "bridge"] = Field(
+        default="cilium", description="bridge: the CNI bridge plugin on each node's pod CIDR in place of Cilium")
+
+
 class ClusterSpec(Strict):
     """The whole of cluster.yaml."""
 
@@ -327,3 +341,4 @@ class ClusterSpec(Strict):
     nodes: Nodes = Nodes()
     ssh: Ssh = Ssh()
     addons: Addons = Addons()
+    sandbox: Sandbox | None = Field(default=None, description="sandbox-only settings (the nsxkube lab); never in production")

@@ -88,14 +88,25 @@ def test_targets_name_themselves_with_their_address() -> None:
 # ---- probes --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("output", "initialized", "joined"), [
-    ("admin.conf=yes\nkubelet.conf=yes\n", True, True),
-    ("admin.conf=no\nkubelet.conf=yes\n", False, True),
-    ("admin.conf=no\nkubelet.conf=no\n", False, False),
-    ("", False, False),
+@pytest.mark.parametrize(("output", "initialized", "joined", "cni"), [
+    ("admin.conf=yes\nkubelet.conf=yes\ncni=yes\n", True, True, True),
+    ("admin.conf=no\nkubelet.conf=yes\ncni=no\n", False, True, False),
+    ("admin.conf=no\nkubelet.conf=no\n", False, False, False),
+    ("", False, False, False),
 ])
-def test_node_state(output: str, initialized: bool, joined: bool) -> None:
-    assert probes.parse_state("n", output) == probes.LiveNode("n", initialized, joined)
+def test_node_state(output: str, initialized: bool, joined: bool, cni: bool) -> None:
+    assert probes.parse_state("n", output) == probes.LiveNode("n", initialized, joined, cni)
+
+
+@pytest.mark.parametrize("files", [[], ["10-nsxkube-bridge.conflist"], ["99-other.conf"], ["README"]])
+def test_the_state_script_reports_a_cni_configuration(tmp_path: Path, files: list[str]) -> None:
+    cni_dir = tmp_path / "net.d"
+    cni_dir.mkdir()
+    for name in files:
+        (cni_dir / name).write_text("{}")
+    script = probes.STATE_SCRIPT.replace(probes.CNI_DIR, str(cni_dir))
+    output = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=10, check=True).stdout
+    assert probes.parse_state("n", output).cni == any(n.endswith((".conf", ".conflist")) for n in files)
 
 
 @pytest.mark.parametrize(("output", "status"), [

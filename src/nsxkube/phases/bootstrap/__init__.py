@@ -22,7 +22,7 @@ from nsxkube.design import Design, Node
 from nsxkube.errors import NsxkubeError, ProviderError
 from nsxkube.phases.bootstrap import kubeadm, metadata, prepare
 from nsxkube.phases.bootstrap.kubeadm import NodeProgress
-from nsxkube.phases.bootstrap.plan import NODE_KINDS, BootstrapSnapshot, LocalKubeconfig, plan_bootstrap
+from nsxkube.phases.bootstrap.plan import BRIDGE_CNI, NODE_KINDS, BootstrapSnapshot, LocalKubeconfig, plan_bootstrap
 from nsxkube.phases.bootstrap.remote import PHASE_NAME, Nodes
 from nsxkube.pipeline.change import Change, mutating
 from nsxkube.pipeline.context import Context
@@ -85,6 +85,10 @@ class BootstrapPhase:
                 workers = [n for n in todo if not n.is_control_plane and not progress[n.name].failed]
                 self._on_each(ctx, workers, lambda n: kubeadm.join(nodes, n, values, progress),
                               failures=lambda n, err: _failed(progress, n, err))
+            cni: list[Node] = [c.subject for c in mutating(changes, BRIDGE_CNI)]
+            self._on_each(ctx, [n for n in cni if not progress[n.name].failed],
+                          lambda n: kubeadm.install_bridge_cni(nodes, n),
+                          failures=lambda n, err: _failed(progress, n, err))
             metadata.approve_and_label(nodes, first, [n for n in todo if not progress[n.name].failed])
             metadata.ensure_kubeconfig(nodes, first)
         finally:

@@ -68,3 +68,13 @@ def join(nodes: Nodes, node: Node, values: dict[str, str], progress: dict[str, N
                             hint=f"see logs/{node.name}.log")
     progress[node.name].status = "joined"
     nodes.ctx.reporter.progress(PHASE_NAME, node.name, 4, 4, "joined")
+
+
+def install_bridge_cni(nodes: Nodes, node: Node) -> None:
+    """sandbox.cni bridge: the rendered script writes the node's CNI configuration from its pod CIDR."""
+    from nsxkube.providers.nodes import commands
+    from nsxkube.render.bridge_cni import SCRIPT
+
+    script = commands.env_prefix({"NSXKUBE_NODE_NAME": node.name}) + f"bash {REMOTE_BUNDLE}/scripts/{SCRIPT}"
+    result = nodes.run(node, "installing the bridge CNI", script, nodes.timeouts.short + 60)
+    nodes.ctx.reporter.step(PHASE_NAME, f"{node.name}: {result.stdout.strip().splitlines()[-1]}")

@@ -12,6 +12,7 @@ from nsxkube.providers.nodes.probes import LiveNode
 
 CLUSTER_LABEL = "nsxkube/cluster"
 NODE_KINDS = ("control-plane", "worker")
+BRIDGE_CNI = "bridge CNI"
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,16 @@ def kubeconfig_change(design: Design, found: LocalKubeconfig, desired: str | Non
 
 
 def plan_bootstrap(design: Design, snapshot: BootstrapSnapshot) -> list[Change]:
-    """Pure: a change per node still to init or join (subject: the Node), the CSRs to approve and
-    labels to set when the cluster exists, and the admin kubeconfig in the work directory."""
+    """Pure: a change per node still to init or join (subject: the Node), with `sandbox.cni: bridge`
+    one per node that lacks its CNI configuration, the CSRs to approve and labels to set when the
+    cluster exists, and the admin kubeconfig in the work directory."""
     first = design.ip_plan.control_planes[0]
     preload = design.spec.kubernetes.image_bundle is not None
     changes = [node_change(n, snapshot.nodes[n.name], n is first, pending=n.name in snapshot.pending,
                            preload=preload) for n in design.ip_plan.nodes]
+    if design.spec.sandbox is not None and design.spec.sandbox.cni == "bridge":
+        changes += [Change("create", BRIDGE_CNI, n.name, "sandbox.cni: the bridge plugin on the node's pod CIDR",
+                           subject=n) for n in design.ip_plan.nodes if not snapshot.nodes[n.name].cni]
     for csr in approvable(snapshot.csrs, design):
         changes.append(Change("update", "csr", csr.name, "approve the serving certificate of "
                               + csr.username.removeprefix("system:node:")))

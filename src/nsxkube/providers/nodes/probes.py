@@ -13,23 +13,29 @@ CLOUD_INIT_LOG = "/var/log/cloud-init-output.log"
 
 # ---- the node's state towards the cluster ---------------------------------------------------------
 
+CNI_DIR = "/etc/cni/net.d"
 STATE_SCRIPT = f"""for f in admin.conf kubelet.conf; do
   if [ -f {KUBERNETES_DIR}/$f ]; then echo "$f=yes"; else echo "$f=no"; fi
-done"""
+done
+set -- {CNI_DIR}/*.conf*
+if [ -e "$1" ]; then echo "cni=yes"; else echo "cni=no"; fi"""
 
 
 @dataclass(frozen=True)
 class LiveNode:
-    """``initialized``: admin.conf is there (kubeadm init ran); ``joined``: kubelet.conf is there."""
+    """``initialized``: admin.conf is there (kubeadm init ran); ``joined``: kubelet.conf is there;
+    ``cni``: a CNI configuration is in /etc/cni/net.d (the pod network can start)."""
 
     name: str
     initialized: bool
     joined: bool
+    cni: bool = False
 
 
 def parse_state(name: str, output: str) -> LiveNode:
     values = key_values(output)
-    return LiveNode(name, values.get("admin.conf") == "yes", values.get("kubelet.conf") == "yes")
+    return LiveNode(name, values.get("admin.conf") == "yes", values.get("kubelet.conf") == "yes",
+                    values.get("cni") == "yes")
 
 
 def key_values(output: str) -> dict[str, str]:
