@@ -8,6 +8,7 @@ import re
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from nsxkube.errors import UsageError
 from nsxkube.spec.problems import Problem
@@ -41,8 +42,8 @@ def write_example(path: Path, *, name: str | None, force: bool) -> Path:
     return path
 
 
-def check_spec(path: Path, *, as_json: bool) -> int:
-    """Print the design (or every problem) and return the exit code."""
+def check_spec(path: Path, *, as_json: bool, charts: bool = True) -> int:
+    """Print the design (or every problem) and the chart lookups, and return the exit code."""
     from nsxkube.design import analyse
     from nsxkube.errors import SpecError
     from nsxkube.spec import load_spec
@@ -67,15 +68,28 @@ def check_spec(path: Path, *, as_json: bool) -> int:
             for problem in errors:
                 print(f"error: {problem.one_line(str(path))}", file=sys.stderr)
         return SpecError.exit_code
+    found = _chart_findings(design) if charts else []
+    missing = [f for f in found if f.status == "fail"]
     if as_json:
         from nsxkube.design.serialize import design_to_dict
 
-        print(json.dumps({"ok": True, "design": design_to_dict(design)}, indent=2))
+        print(json.dumps({"ok": not missing, "design": design_to_dict(design),
+                          "charts": [dataclasses.asdict(f) for f in found]}, indent=2))
     else:
         from nsxkube.cli.views import show_design
 
         show_design(design, source=str(path))
-    return 0
+        for finding in found:
+            label = {"ok": "ok", "warn": "warning", "fail": "error"}[finding.status]
+            print(f"{label}: {finding.one_line()}", file=sys.stderr if finding.status == "fail" else sys.stdout)
+    return 1 if missing else 0
+
+
+def _chart_findings(design: Any) -> list[Any]:
+    from nsxkube.checks.charts import check_charts
+    from nsxkube.render.addons.versions import helm_charts
+
+    return check_charts(helm_charts(design))
 
 
 def _with_position(problem: Problem, path: Path) -> Problem:
