@@ -47,10 +47,13 @@ class NsxRange:
     routed: bool
 
     @property
+    def name(self) -> str:
+        return self.obj.parent_path.rsplit("/", 1)[1] if self.kind == "IP pool" else self.obj.id
+
+    @property
     def label(self) -> str:
-        name = self.obj.parent_path.rsplit("/", 1)[1] if self.kind == "IP pool" else self.obj.id
         way = "routed" if self.routed else "behind SNAT"
-        return f"{self.kind} {name} {self.network} ({ownership_of(self.obj).label}, {way})"
+        return f"{self.kind} {self.name} {self.network} ({ownership_of(self.obj).label}, {way})"
 
 
 def nsx_ranges(inventory: LiveInventory, *, skip_path: str = "") -> list[NsxRange]:
@@ -163,3 +166,46 @@ def _others(ours: Iterable[IPv4Network], this: IPv4Network) -> list[IPv4Network]
 
 def _touches(rng: IpRange, network: IPv4Network) -> bool:
     return int(rng.first) <= int(network.broadcast_address) and int(network.network_address) <= int(rng.last)
+
+
+# ---- proposals for `nsxkube init --from-nsx` -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RangeProposal:
+    """Pod and service ranges for a new cluster.yaml, and why each moved from the default (if it did)."""
+
+    pod_cidr: IPv4Network
+    service_cidr: IPv4Network
+    tanzu: bool
+    pod_reason: str = ""
+    service_reason: str = ""
+
+
+def tanzu_found(inventory: LiveInventory) -> bool:
+    """Whether vSphere with Tanzu (NCP or nsx-operator) has written anything to this NSX."""
+    return any(ownership_of(o).owner in TANZU_OWNERS for o in inventory.objects.values())
+
+
+def propose_ranges(inventory: LiveInventory, *, pod_cidr: IPv4Network, service_cidr: IPv4Network,
+                   node_segment: IPv4Network) -> RangeProposal:
+    """Keep each range when nothing in NSX (nor, with Tanzu present, Tanzu's defaults) overlaps it;
+    otherwise the next free network of the same size after it."""
+    ranges = nsx_ranges(inventory)
+    tanzu = tanzu_found(inventory)
+    defaults = [(n, "Tanzu's default " + ("namespace network" if n.prefixlen == 20 else "Service range"))
+                for n in TANZU_DEFAULTS] if tanzu else []
+    avoid = [(r.network, f"{r.kind} {r.name}") for r in ranges] + defaults
+
+    def choose(wanted: IPv4Network, others: list[IPv4Network]) -> tuple[IPv4Network, str]:
+        hits = [label for network, label in avoid if network.overlaps(wanted)]
+        if not hits:
+            return wanted, ""
+        free = free_network(wanted.prefixlen, [n for n, _ in avoid] + others, start=wanted)
+        if free is None:
+            return wanted, f"{wanted} overlaps {'; '.join(hits)} and no free /{wanted.prefixlen} was found"
+        return free, f"not {wanted}: it overlaps {', '.join(hits)}"
+
+    pods, pod_reason = choose(pod_cidr, [node_segment, service_cidr])
+    services, service_reason = choose(service_cidr, [node_segment, pods])
+    return RangeProposal(pods, services, tanzu, pod_reason, service_reason)

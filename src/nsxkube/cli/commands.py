@@ -28,18 +28,24 @@ def example_text(name: str | None = None) -> str:
     return text
 
 
-def write_example(path: Path, *, name: str | None, force: bool) -> Path:
+def write_example(path: Path, *, name: str | None, force: bool, from_nsx: str | None = None,
+                  trust: Any = None) -> tuple[Path, list[str]]:
+    """Write the example; with `from_nsx`, its ranges are chosen from what that NSX uses (see init_nsx)."""
     if path.is_dir():
         path = path / "cluster.yaml"
     if path.exists() and not force:
         raise UsageError(f"{path} already exists", hint="use --force to overwrite it")
-    text = example_text(name)
+    text, notes = example_text(name), []
+    if from_nsx:
+        from nsxkube.cli.init_nsx import NsxTrust, example_from_nsx
+
+        text, notes = example_from_nsx(text, from_nsx, trust or NsxTrust())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     except OSError as err:
         raise UsageError(f"cannot write {path}: {err.strerror}") from None
-    return path
+    return path, notes
 
 
 def check_spec(path: Path, *, as_json: bool, charts: bool = True) -> int:
