@@ -575,6 +575,10 @@ def test_charts_come_from_where_the_spec_says(charts, reference, repo_add):
     runbook = "\n".join(f.content for f in render_docs(design))
     assert f"helm upgrade --install metrics-server {reference} " in runbook
     assert ("helm repo add metrics-server" in runbook) is repo_add
+    cilium = "/srv/charts/cilium-1.20.0.tgz" if "addons.charts.directory" in charts else "cilium/cilium"
+    if "addons.charts.oci" in charts:
+        cilium = "oci://registry.example.com/charts/cilium"
+    assert f"helm upgrade cilium {cilium} -n kube-system" in runbook  # troubleshooting's re-apply too
     versions = rendered(charts)[paths.VERSIONS].content
     assert ("helm pull metrics-server/metrics-server --version 3.13.0" in versions) is not repo_add
 

@@ -82,10 +82,10 @@ class HelmChart:
 
     def install_command(self) -> str:
         values = f" \\\n  -f {self.values}" if self.values else ""
-        # An archive is one version already; --version would only be checked against it, so say it anyway.
+        # An archive is one version already (its file name says which); helm applies --version to repositories.
+        version = "" if self.source.kind == "directory" else f" \\\n  --version {self.version}"
         return (f"helm upgrade --install {self.release} {self.reference} --namespace {self.namespace} "
-                "--create-namespace \\\n"
-                f"  --version {self.version}{values}")
+                f"--create-namespace{version}{values}")
 
 
 @dataclass(frozen=True)
