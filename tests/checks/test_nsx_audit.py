@@ -83,7 +83,9 @@ def test_a_clean_nsx_passes_every_check() -> None:
     findings = audit(DESIGN, inventory())
     assert failures(findings) == [] and all(f.status == "ok" for f in findings)
     assert {f.check for f in findings} == {"transport-zone", "tier-1", "domain", "segment-cidr", "addresses", "ids",
-                                           "names", "tep-mtu", "dfw-order"}
+                                           "names", "tep-mtu", "dfw-order",
+                                           "routed-node-segment", "routed-api-vip", "routed-lb-pools", "pod-cidr-nsx",
+                                           "service-cidr-nsx"}
 
 
 def test_an_overlapping_segment_and_the_addresses_inside_it_fail() -> None:

@@ -163,7 +163,8 @@ def test_cilium_values_give_the_design_pod_mtu_vip_ipam_and_tunnel(node_mtu, tun
 
 def test_cilium_features_follow_the_spec():
     full = values(rendered(), paths.CILIUM_VALUES)
-    assert full["hubble"] == {"enabled": True, "relay": {"enabled": True}, "ui": {"enabled": True}}
+    assert {k: v for k, v in full["hubble"].items() if k != "tls"} == {"enabled": True, "relay": {"enabled": True},
+                                                                         "ui": {"enabled": True}}
     assert full["ingressController"]["enabled"] is True
     assert full["gatewayAPI"] == {"enabled": True}
     assert "l2announcements" not in full
@@ -515,15 +516,102 @@ def test_acceptance_objects_cover_storage_loadbalancer_and_ingress():
     assert not {paths.TEST_PVC, paths.TEST_LOADBALANCER, paths.TEST_INGRESS, paths.TEST_HTTPROUTE} & set(bare)
 
 
-def test_versions_doc_names_every_chart_with_its_pin():
+def test_versions_doc_names_every_chart_with_its_chart_and_app_version_and_where_it_was_checked():
     design = example_design(VELERO_ON)
     text = {f.path: f for f in render_addons(design)}[paths.VERSIONS].content
     v = design.versions
-    for row in (f"| cilium | `cilium/cilium` | https://helm.cilium.io/ | {v.cilium} | chart = app",
+    for row in (f"| cilium | `cilium/cilium` | https://helm.cilium.io/ | {v.cilium} | {v.cilium} |",
                 f"| kube-prometheus-stack | `prometheus-community/kube-prometheus-stack` "
-                f"| https://prometheus-community.github.io/helm-charts | {v.kube_prometheus_stack} | chart ",
-                f"| velero | `vmware-tanzu/velero` | https://vmware-tanzu.github.io/helm-charts | {v.velero} | app only",
-                f"| metallb | `metallb/metallb` | https://metallb.github.io/metallb | {v.metallb} | chart = app"):
+                f"| https://prometheus-community.github.io/helm-charts | {v.kube_prometheus_stack} | "
+                f"{v.prometheus_operator} |",
+                f"| velero | `vmware-tanzu/velero` | https://vmware-tanzu.github.io/helm-charts | {v.velero_chart} "
+                f"| {v.velero} |",
+                f"| metrics-server | `metrics-server/metrics-server` | https://kubernetes-sigs.github.io/metrics-server/ "
+                f"| {v.metrics_server_chart} | {v.metrics_server} |",
+                f"| metallb | `metallb/metallb` | https://metallb.github.io/metallb | {v.metallb} | v{v.metallb} |"):
         assert row in text
+    for chart in ("cilium", "metallb", "metrics-server", "kube-prometheus-stack", "velero"):
+        assert re.search(rf"^\| {chart} \| [0-9.]+ \| v?[0-9.]+ \| .*(index\.yaml|tag) ", text, re.M), chart
     assert f"vsphere-csi-driver/v{v.vsphere_csi}/" in text
     assert f"gateway-api/releases/download/{v.gateway_api}/" in text
+
+
+# Chart version → application version, as the charts' published indexes list them (checked 2026-12-06).
+PUBLISHED_CHARTS = {
+    "metrics-server": ("3.13.0", "0.8.0"),
+    "velero": ("12.1.0", "1.18.1"),
+    "kube-prometheus-stack": ("88.0.0", "v0.93.0"),
+    "cilium": ("1.20.0", "1.20.0"),
+    "metallb": ("0.16.1", "v0.16.1"),
+    "ingress-nginx": ("4.13.9", "1.13.9"),
+}
+EVERY_CHART = {**VARIANTS["cilium-l2, nginx, velero, mirrors"], "addons.loadbalancer.provider": "metallb"}
+
+
+def test_every_helm_release_is_pinned_to_a_published_chart_version():
+    from nsxkube.render.addons.versions import helm_charts
+
+    charts = helm_charts(example_design(EVERY_CHART))
+    assert {c.release for c in charts} == set(PUBLISHED_CHARTS)
+    for chart in charts:
+        assert (chart.version, chart.app_version) == PUBLISHED_CHARTS[chart.release], chart.release
+
+
+@pytest.mark.parametrize("variant", [VARIANTS["example"], EVERY_CHART])
+def test_the_bundle_installs_exact_chart_versions_and_looks_nothing_up(variant):
+    from nsxkube.render.bundle import render_bundle
+
+    design = example_design(variant)
+    bundle = "\n".join(f.content for f in render_bundle(design))
+    for lookup in ("helm search", "app_version", "--version null", "--version \"$(", "--version $("):
+        assert lookup not in bundle
+    pinned = re.findall(r"helm upgrade --install (\S+) \S+ .*?--version (\S+)", bundle, re.S)
+    assert pinned
+    for release, version in pinned:
+        assert version == PUBLISHED_CHARTS[release][0], release
+
+
+@pytest.mark.parametrize(("charts", "reference", "repo_add"), [
+    ({"addons.charts.directory": "/srv/charts"}, "/srv/charts/metrics-server-3.13.0.tgz", False),
+    ({"addons.charts.oci": "oci://registry.example.com/charts/"}, "oci://registry.example.com/charts/metrics-server",
+     False),
+    ({}, "metrics-server/metrics-server", True),
+])
+def test_charts_come_from_where_the_spec_says(charts, reference, repo_add):
+    design = example_design(charts)
+    runbook = "\n".join(f.content for f in render_docs(design))
+    assert f"helm upgrade --install metrics-server {reference} " in runbook
+    assert ("helm repo add metrics-server" in runbook) is repo_add
+    cilium = "/srv/charts/cilium-1.20.0.tgz" if "addons.charts.directory" in charts else "cilium/cilium"
+    if "addons.charts.oci" in charts:
+        cilium = "oci://registry.example.com/charts/cilium"
+    assert f"helm upgrade cilium {cilium} -n kube-system" in runbook  # troubleshooting's re-apply too
+    versions = rendered(charts)[paths.VERSIONS].content
+    assert ("helm pull metrics-server/metrics-server --version 3.13.0" in versions) is not repo_add
+
+
+def test_the_cpi_manifest_is_the_release_tag_of_the_pinned_image():
+    from nsxkube.render.addons.versions import manifests
+
+    design = example_design()
+    (cpi,) = [m for m in manifests(design) if m.name == "vSphere CPI"]
+    assert "/master/" not in cpi.url
+    assert cpi.url == ("https://raw.githubusercontent.com/kubernetes/cloud-provider-vsphere/"
+                       f"v{design.versions.vsphere_cpi}/releases/v{design.versions.kubernetes_minor}/"
+                       "vsphere-cloud-controller-manager.yaml")
+    runbook = "\n".join(f.content for f in render_docs(design))
+    assert "cloud-provider-vsphere/master" not in runbook
+
+
+def test_hubble_certificates_are_not_made_by_helm_so_an_upgrade_changes_nothing():
+    hubble = values(rendered(), paths.CILIUM_VALUES)["hubble"]
+    # Cilium 1.20's chart: hubble.tls.auto.method is helm (regenerated every upgrade), cronJob or certmanager.
+    assert hubble["tls"]["auto"]["enabled"] is True
+    assert hubble["tls"]["auto"]["method"] == "cronJob"
+
+
+@pytest.mark.parametrize(("provider", "ipam"), [("metallb", "none"), ("none", "none"), ("cilium-l2", None)])
+def test_only_one_allocator_hands_out_loadbalancer_addresses(provider, ipam):
+    cilium = values(rendered({"addons.loadbalancer.provider": provider}), paths.CILIUM_VALUES)
+    # Cilium's chart default is lbipam: absent means Cilium allocates, which only cilium-l2 wants.
+    assert cilium.get("defaultLBServiceIPAM") == ipam

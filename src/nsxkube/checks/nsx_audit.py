@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
+from nsxkube.checks.nsx_ranges import range_findings
 from nsxkube.design import Design
 from nsxkube.findings import Finding, failures
 from nsxkube.providers.nsx.model import LiveInventory, LiveObject
@@ -36,6 +37,7 @@ def audit(design: Design, inventory: LiveInventory) -> list[Finding]:
         findings += _existing_segment(design, inventory)
     findings += _overlaps(design, inventory)
     findings += _addresses(design, inventory)
+    findings += range_findings(design, inventory)  # pod, service, VIP, pools against NSX's blocks and pools
     findings += _ids(design, inventory)
     findings += _names(design, inventory)
     findings.append(_tep_mtu(design, inventory))

@@ -63,11 +63,26 @@ def init(
     path: Annotated[Path, typer.Argument(help="where to write the example")] = Path("cluster.yaml"),
     name: Annotated[str | None, typer.Option(help="cluster name to put in the file")] = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+    from_nsx: Annotated[str | None, typer.Option(
+        "--from-nsx", metavar="MANAGER",
+        help="read this NSX Manager (GETs only; login from $NSX_USER/$NSX_PASSWORD) and choose pod and service "
+             "ranges it does not use, avoiding vSphere with Tanzu's defaults when Tanzu runs there")] = None,
+    nsx_thumbprint: Annotated[str | None, typer.Option(help="with --from-nsx: SHA-256 of NSX's certificate")] = None,
+    nsx_ca_file: Annotated[Path | None, typer.Option(help="with --from-nsx: CA that signed NSX's certificate")] = None,
+    nsx_insecure: Annotated[bool, typer.Option("--nsx-insecure", help="with --from-nsx: skip TLS verification")]
+    = False,
 ) -> None:
     """Write a commented example cluster.yaml (the seed plan's environment) to PATH."""
     from nsxkube.cli.commands import write_example
 
-    written = write_example(path, name=name, force=force)
+    trust = None
+    if from_nsx:
+        from nsxkube.cli.init_nsx import NsxTrust
+
+        trust = NsxTrust(nsx_thumbprint, nsx_ca_file, nsx_insecure)
+    written, notes = write_example(path, name=name, force=force, from_nsx=from_nsx, trust=trust)
+    for note in notes:
+        typer.echo(note)
     typer.echo(f"wrote {written}; edit it, then run: nsxkube check {written}")
 
 
@@ -75,11 +90,14 @@ def init(
 def check(
     path: SpecPath = Path("cluster.yaml"),
     output: Annotated[Output, typer.Option("--output", "-o", help="text for people, json for scripts")] = Output.text,
+    charts: Annotated[bool, typer.Option("--charts/--no-charts",
+                                         help="look up the pinned Helm charts where addons.charts says")] = True,
 ) -> None:
-    """Validate cluster.yaml offline and show the design: IP plan, MTU chain, ports, versions."""
+    """Validate cluster.yaml and show the design: IP plan, MTU chain, ports, versions. Reads neither NSX nor
+    vCenter; only looks up the pinned Helm charts (a source it cannot reach is reported, not failed)."""
     from nsxkube.cli.commands import check_spec
 
-    raise typer.Exit(check_spec(path, as_json=output is Output.json))
+    raise typer.Exit(check_spec(path, as_json=output is Output.json, charts=charts))
 
 
 @app.command()

@@ -6,28 +6,35 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from nsxkube.errors import UsageError
 from nsxkube.spec.example import example_text
 from nsxkube.spec.problems import Problem
 
 
-def write_example(path: Path, *, name: str | None, force: bool) -> Path:
+def write_example(path: Path, *, name: str | None, force: bool, from_nsx: str | None = None,
+                  trust: Any = None) -> tuple[Path, list[str]]:
+    """Write the example; with `from_nsx`, its ranges are chosen from what that NSX uses (see init_nsx)."""
     if path.is_dir():
         path = path / "cluster.yaml"
     if path.exists() and not force:
         raise UsageError(f"{path} already exists", hint="use --force to overwrite it")
-    text = example_text(name)
+    text, notes = example_text(name), []
+    if from_nsx:
+        from nsxkube.cli.init_nsx import NsxTrust, example_from_nsx
+
+        text, notes = example_from_nsx(text, from_nsx, trust or NsxTrust())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     except OSError as err:
         raise UsageError(f"cannot write {path}: {err.strerror}") from None
-    return path
+    return path, notes
 
 
-def check_spec(path: Path, *, as_json: bool) -> int:
-    """Print the design (or every problem) and return the exit code."""
+def check_spec(path: Path, *, as_json: bool, charts: bool = True) -> int:
+    """Print the design (or every problem) and the chart lookups, and return the exit code."""
     from nsxkube.design import analyse
     from nsxkube.errors import SpecError
     from nsxkube.spec import load_spec
@@ -52,15 +59,28 @@ def check_spec(path: Path, *, as_json: bool) -> int:
             for problem in errors:
                 print(f"error: {problem.one_line(str(path))}", file=sys.stderr)
         return SpecError.exit_code
+    found = _chart_findings(design) if charts else []
+    missing = [f for f in found if f.status == "fail"]
     if as_json:
         from nsxkube.design.serialize import design_to_dict
 
-        print(json.dumps({"ok": True, "design": design_to_dict(design)}, indent=2))
+        print(json.dumps({"ok": not missing, "design": design_to_dict(design),
+                          "charts": [dataclasses.asdict(f) for f in found]}, indent=2))
     else:
         from nsxkube.cli.views import show_design
 
         show_design(design, source=str(path))
-    return 0
+        for finding in found:
+            label = {"ok": "ok", "warn": "warning", "fail": "error"}[finding.status]
+            print(f"{label}: {finding.one_line()}", file=sys.stderr if finding.status == "fail" else sys.stdout)
+    return 1 if missing else 0
+
+
+def _chart_findings(design: Any) -> list[Any]:
+    from nsxkube.checks.charts import check_charts
+    from nsxkube.render.addons.versions import helm_charts
+
+    return check_charts(helm_charts(design))
 
 
 def _with_position(problem: Problem, path: Path) -> Problem:

@@ -6,6 +6,11 @@ k8s.io/kubernetes. etcd, pause and CoreDNS per minor are what that kubeadm deplo
 else DefaultEtcdVersion; PauseVersion; CoreDNSVersion); a slow test compares them with the real
 `kubeadm config images list` of the built version. The rest from the projects' release pages.
 Re-check the patch numbers whenever this file is touched.
+
+Helm releases are pinned by their chart version (what `helm --version` takes), with the application
+version that chart ships beside it for the docs; CHART_CHECKS says where each pair was read. Checked
+2026-12-06 in the charts' published repository indexes (index.yaml), or the chart's release tag
+where the index is not in git.
 """
 
 from __future__ import annotations
@@ -64,17 +69,39 @@ class VersionSet:
     vsphere_cpi: str
     vsphere_csi: str
     metallb: str
+    """MetalLB's chart version, which is also its application version."""
     gateway_api: str
     metrics_server: str
+    """The metrics-server application version, shipped by chart ``metrics_server_chart``."""
+    metrics_server_chart: str
     kube_prometheus_stack: str
+    """kube-prometheus-stack's chart version; it ships prometheus-operator ``prometheus_operator``."""
+    prometheus_operator: str
     velero: str
+    """The Velero application version, shipped by chart ``velero_chart``."""
+    velero_chart: str
     velero_plugin_aws: str
     ingress_nginx: str
+    """ingress-nginx's chart version; it ships controller ``ingress_nginx_controller``."""
+    ingress_nginx_controller: str
 
     @property
     def package_repo(self) -> str:
         """The per-minor apt repository of kubeadm, kubelet and kubectl."""
         return f"https://pkgs.k8s.io/core:/stable:/v{self.kubernetes_minor}/deb/"
+
+
+# Where each Helm chart pin (chart version → application version) was checked, by release name.
+CHART_CHECKS: dict[str, str] = {
+    "cilium": "helm.cilium.io index.yaml (github.com/cilium/charts), chart 1.20.0 published 2026-07-29",
+    "metallb": "metallb.github.io/metallb index.yaml (gh-pages of metallb/metallb), 0.16.1 published 2026-05-27",
+    "ingress-nginx": "kubernetes.github.io/ingress-nginx index.yaml (gh-pages), 4.13.9 published 2026-03-19, "
+                     "the last of the line before the repository was archived",
+    "metrics-server": "kubernetes-sigs.github.io/metrics-server index.yaml (gh-pages), 3.13.0 published 2025-07-22",
+    "kube-prometheus-stack": "prometheus-community/helm-charts tag kube-prometheus-stack-88.0.0, Chart.yaml "
+                             "(2026-07-31)",
+    "velero": "vmware-tanzu.github.io/helm-charts index.yaml (gh-pages), 12.1.0 published 2026-06-25",
+}
 
 
 def resolve_versions(requested: str) -> tuple[VersionSet | None, list[Problem]]:
@@ -141,17 +168,21 @@ def resolve_versions(requested: str) -> tuple[VersionSet | None, list[Problem]]:
         coredns=minor.coredns,
         containerd="2.4.2",
         kube_vip="v1.2.3",
-        cilium="1.20.2",
+        cilium="1.20.0",
         cilium_cli="v0.19.0",
         vsphere_cpi=f"1.{minor_number}.0",
         vsphere_csi=minor.vsphere_csi,
-        metallb="0.16.2",
+        metallb="0.16.1",
         gateway_api="v1.6.3",
-        metrics_server="0.9.0",
+        metrics_server="0.8.0",
+        metrics_server_chart="3.13.0",
         kube_prometheus_stack="88.0.0",
-        velero="1.18.3",
+        prometheus_operator="v0.93.0",
+        velero="1.18.1",
+        velero_chart="12.1.0",
         velero_plugin_aws="1.14.3",
-        ingress_nginx="4.13.3",
+        ingress_nginx="4.13.9",
+        ingress_nginx_controller="1.13.9",
     )
     return versions, problems
 

@@ -3,7 +3,9 @@
 Only what the lab forces changes: the vCenter simulator's inventory names, both endpoints with
 their certificate thumbprints, the emulator's transport zone and tier-1, a throwaway SSH key — and
 the node network moved from 172.16.50.0/24 to 172.16.51.0/24, because the `tanzu` preset holds a
-Tanzu segment on 172.16.50.128/25 (`nsx discover` reports that overlap, and suggests this range).
+Tanzu segment on 172.16.50.128/25 (`nsx discover` reports that overlap, and suggests this range),
+and the pods moved from 10.244.0.0/16 to 10.245.0.0/16, because the preset's Supervisor holds
+10.244.0.0/20 and a routed 10.244.16.0/20 for its namespaces (what `init --from-nsx` proposes).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ LAB_MARKER = "# Written by `nsxkube lab up`"
 CLUSTER_NAME = "k8s-lab"
 SEED_PREFIX = "172.16.50."
 LAB_PREFIX = "172.16.51."
+LAB_POD_CIDR = "10.245.0.0/16"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ def lab_cluster_yaml(example: str, *, vcenter: Endpoint, nsx: Endpoint, public_k
         (r"^  tier1: t1-k8s ", "  tier1: t1-gw  "),
         (r"^    - ssh-ed25519 .*$", f"    - {public_key}"),
         (r"^  private_key_file: ~/\.ssh/id_ed25519", f"  private_key_file: {private_key_file}"),
+        (r"^  pod_cidr: 10\.244\.0\.0/16", f"  pod_cidr: {LAB_POD_CIDR}   # clear of the preset's Tanzu namespace networks"),
     ):
         text = _replace(text, pattern, value)
     text = _replace(text, re.escape(SEED_PREFIX), LAB_PREFIX, count=0)

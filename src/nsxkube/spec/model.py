@@ -304,7 +304,23 @@ class Security(Strict):
     namespaces: list[DnsLabel] = Field(default=["default"], description="namespaces given the baseline")
 
 
+class Charts(Strict):
+    """Where the Helm charts come from: the projects' public repositories unless one of these is set."""
+
+    directory: Path | None = Field(default=None, description="air-gapped: a directory holding <chart>-<version>.tgz "
+                                   "for every pinned chart (helm pull --version …)")
+    oci: str | None = Field(default=None, pattern=r"^oci://[^/\s]+(/[^\s]*)?$",
+                            description="an OCI registry path holding every pinned chart, e.g. oci://registry.example.com/charts")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Charts:
+        if self.directory and self.oci:
+            raise ValueError("set directory or oci, not both (neither: the public repositories)")
+        return self
+
+
 class Addons(Strict):
+    charts: Charts = Field(default=Charts(), description="where Helm charts come from (public repositories by default)")
     cilium: Cilium = Cilium()
     loadbalancer: LoadBalancer = LoadBalancer()
     ingress: Ingress = Ingress()

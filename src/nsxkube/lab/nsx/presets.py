@@ -8,11 +8,16 @@ default layer-3 firewall section, and the global config (TEP MTU 1700).
 maps, groups and a DFW policy created by NCP / nsx-operator under a principal identity
 (`_protection: REQUIRE_OVERRIDE`, `ncp/*` and `nsx-op/*` tags), a `vnet-domain-c8-…` segment whose
 subnet overlaps 172.16.50.0/24 (the default node network) partially, and a segment an admin made
-by hand with no tags.
+by hand with no tags. It also holds the Supervisor's networks as a Tanzu (NCP) install leaves
+them: the namespace network as an IP block (the default 10.244.0.0/20, behind SNAT; the /28
+segments above are carved from it), a routable namespace network (a block tagged `ncp/no_snat`,
+as for a namespace with NAT off), the ingress and egress CIDRs as IP pools (always routed), and
+the host TEP pool an admin made before enabling the Supervisor.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +68,17 @@ TANZU_GROUP_IDS = (
     "domain-c8_5a0c6b2e_ingress",
 )
 TANZU_POLICY_ID = "domain-c8_5a0c6b2e_isolation"
+# The Supervisor's networks (vSphere with Tanzu defaults where it has them).
+TANZU_NAMESPACE_NETWORK = "10.244.0.0/20"  # the default namespace network, behind SNAT
+TANZU_ROUTED_NAMESPACE_NETWORK = "10.244.16.0/20"  # a namespace created with NAT off (routable pods)
+TANZU_INGRESS_CIDR = "10.30.10.0/24"
+TANZU_EGRESS_CIDR = "10.30.20.0/24"
+TEP_POOL_CIDR = "192.168.130.0/24"
+TANZU_NAMESPACE_BLOCK_ID = "domain-c8_5a0c6b2e-ipblock-0"
+TANZU_ROUTED_BLOCK_ID = "domain-c8_5a0c6b2e-routed-ipblock-0"
+TANZU_INGRESS_POOL_ID = "domain-c8_5a0c6b2e-ingress"
+TANZU_EGRESS_POOL_ID = "domain-c8_5a0c6b2e-egress"
+TEP_POOL_ID = "host-tep-pool"
 TANZU_PROTECTED_SEGMENT_IDS = (TANZU_OVERLAPPING_SEGMENT_ID, TANZU_SUPERVISOR_SEGMENT_ID, TANZU_VIP_SEGMENT_ID)
 
 SYSTEM = Actor(user="system", system_owned=True, trusted=True)
@@ -290,10 +306,12 @@ def load_tanzu(store: Store) -> None:
             ),
         ],
     )
+    plant(store, NCP, _supervisor_networks())
     plant(
         store,
         ADMIN,
         [
+            *_pool(TEP_POOL_ID, TEP_POOL_CIDR, []),
             (
                 f"/infra/segments/{TANZU_USER_SEGMENT_ID}",
                 {
@@ -306,6 +324,34 @@ def load_tanzu(store: Store) -> None:
             )
         ],
     )
+
+
+def _pool(pool_id: str, cidr: str, tags: list[dict[str, str]]) -> list[Seed]:
+    """An IP pool with one static subnet, all of the CIDR allocatable but its first address."""
+    path = f"/infra/ip-pools/{pool_id}"
+    first, last = _first_and_last(cidr)
+    subnet = {"cidr": cidr, "allocation_ranges": [{"start": first, "end": last}], "tags": tags}
+    return [(path, {"ip_address_type": "IPV4", "tags": tags}), (f"{path}/ip-subnets/{pool_id}-subnet-0", subnet)]
+
+
+def _first_and_last(cidr: str) -> tuple[str, str]:
+    network = ipaddress.IPv4Network(cidr)
+    return str(network.network_address + 2), str(network.broadcast_address - 1)
+
+
+def _supervisor_networks() -> list[Seed]:
+    """What enabling the Supervisor with NCP writes for its networks (tags as NCP writes them)."""
+    namespace_tags = _ncp_tags("NamespaceNetwork")
+    return [
+        (f"/infra/ip-blocks/{TANZU_NAMESPACE_BLOCK_ID}",
+         {"cidr": TANZU_NAMESPACE_NETWORK, "visibility": "PRIVATE", "tags": namespace_tags}),
+        # NCP gives namespaces with NAT off their subnets from the blocks tagged ncp/no_snat only.
+        (f"/infra/ip-blocks/{TANZU_ROUTED_BLOCK_ID}",
+         {"cidr": TANZU_ROUTED_NAMESPACE_NETWORK, "visibility": "EXTERNAL",
+          "tags": [*namespace_tags, {"scope": "ncp/no_snat", "tag": TANZU_CLUSTER}]}),
+        *_pool(TANZU_INGRESS_POOL_ID, TANZU_INGRESS_CIDR, _ncp_tags("Ingress", ("ncp/external", "true"))),
+        *_pool(TANZU_EGRESS_POOL_ID, TANZU_EGRESS_CIDR, _ncp_tags("Egress", ("ncp/external", "true"))),
+    ]
 
 
 def _rule(

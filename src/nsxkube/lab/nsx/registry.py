@@ -47,6 +47,11 @@ OBJECT_TYPES: tuple[ObjectType, ...] = (
     ObjectType("IPDiscoveryProfile", ("ip-discovery-profiles",)),
     ObjectType("MacDiscoveryProfile", ("mac-discovery-profiles",)),
     ObjectType("SegmentSecurityProfile", ("segment-security-profiles",)),
+    # IP management: what Tanzu leaves for its namespace networks (blocks) and ingress/egress (pools).
+    # Real pools hold static or block subnets in one collection; the emulator keeps the static kind.
+    ObjectType("IpAddressBlock", ("ip-blocks",)),
+    ObjectType("IpAddressPool", ("ip-pools",), owned_children=("ip-subnets",)),
+    ObjectType("IpAddressPoolStaticSubnet", ("ip-pools", "ip-subnets")),
     ObjectType("Tier0", ("tier-0s",)),
     ObjectType("Tier1", ("tier-1s",)),
     ObjectType("Site", ("sites",), read_only=True),

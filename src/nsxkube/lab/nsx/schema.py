@@ -255,6 +255,20 @@ OBJECTS: dict[str, dict[str, Prop]] = {
         "intersite_config": FREE,
         "federation_config": FREE,
     },
+    "IpAddressBlock": {
+        "cidr": STR,
+        "cidr_list": arr(STR),
+        "visibility": enum("EXTERNAL", "PRIVATE"),
+        "is_subnet_exclusive": BOOL,
+    },
+    "IpAddressPool": {"ip_address_type": enum("IPV4", "IPV6")},
+    "IpAddressPoolStaticSubnet": {
+        "cidr": req(STR),
+        "allocation_ranges": arr(struct("IpPoolRange")),
+        "gateway_ip": STR,
+        "dns_nameservers": arr(STR),
+        "dns_suffix": STR,
+    },
     "Site": {},
     "EnforcementPoint": {"connection_info": FREE, "auto_enforce": BOOL},
     "PolicyTransportZone": {
@@ -281,6 +295,7 @@ OBJECTS: dict[str, dict[str, Prop]] = {
 
 STRUCTS: dict[str, dict[str, Prop]] = {
     "Tag": {"scope": STR, "tag": STR},
+    "IpPoolRange": {"start": STR, "end": STR},
     "SegmentSubnet": {
         "gateway_address": STR,
         "dhcp_ranges": arr(STR),

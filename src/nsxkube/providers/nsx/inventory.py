@@ -19,6 +19,8 @@ from nsxkube.providers.nsx.model import LiveInventory, LiveObject
 TRANSPORT_ZONES = "/infra/sites/default/enforcement-points/default/transport-zones"
 SWITCHING_CONFIG = "/api/v1/global-configs/SwitchingGlobalConfig"
 GLOBAL_CONFIG = "/infra/global-config"
+IP_BLOCKS = "/infra/ip-blocks"
+IP_POOLS = "/infra/ip-pools"
 
 # What nsxkube writes, and the parents the tree must descend through to reach it.
 MANAGED_TYPES = (
@@ -73,6 +75,17 @@ def find_tep_mtu(client: NsxClient) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
+def find_ip_ranges(client: NsxClient) -> dict[str, LiveObject]:
+    """IP blocks, IP pools and their subnets (what Tanzu's namespace, ingress and egress networks are),
+    read from their plain lists: a pool's subnets are a collection of static or block subnets."""
+    found = {b["path"]: LiveObject.from_body(b) for b in client.list_objects(IP_BLOCKS)}
+    for pool in client.list_objects(IP_POOLS):
+        found[pool["path"]] = LiveObject.from_body(pool)
+        subnets = client.list_objects(f"{IP_POOLS}/{pool['id']}/ip-subnets")
+        found.update((s["path"], LiveObject.from_body(s)) for s in subnets)
+    return found
+
+
 def get_plan_inventory(client: NsxClient, transport_zone: str) -> LiveInventory:
     """What the network phase needs: its objects, everything they could collide with, its TZ, the MTU."""
     objects = find_tree(client, PLAN_TYPES)
@@ -82,8 +95,9 @@ def get_plan_inventory(client: NsxClient, transport_zone: str) -> LiveInventory:
 
 
 def get_full_inventory(client: NsxClient) -> LiveInventory:
-    """The whole picture for `nsx discover`: gateways, segments, profiles, DFW, every TZ, the MTUs."""
-    objects = find_tree(client, DISCOVER_TYPES)
+    """The whole picture for `nsx discover`: gateways, segments, profiles, DFW, IP blocks and pools,
+    every TZ, the MTUs."""
+    objects = {**find_tree(client, DISCOVER_TYPES), **find_ip_ranges(client)}
     zones = {z["path"]: LiveObject.from_body(z) for z in client.list_objects(TRANSPORT_ZONES)}
     config = objects.get(GLOBAL_CONFIG)
     gateway_mtu = config.body.get("mtu") if config else None

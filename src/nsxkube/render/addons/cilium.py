@@ -7,6 +7,7 @@ from typing import Any
 from nsxkube.design import Design
 from nsxkube.render.addons import paths
 from nsxkube.render.addons.common import has_mirror, mirrored, yaml_file
+from nsxkube.render.addons.versions import HelmChart, helm_charts
 from nsxkube.render.files import RenderedFile
 
 # Cilium's images and where each one's repository is set in the chart.
@@ -53,6 +54,10 @@ def cilium_values(design: Design) -> dict[str, Any]:
         values["ingressController"] = {"enabled": True, "default": True, "loadbalancerMode": "shared"}
     if addons.gateway_api.enabled:
         values["gatewayAPI"] = {"enabled": True}
+    if addons.loadbalancer.provider != "cilium-l2":
+        # LB-IPAM is on by default and would hand out addresses as soon as anyone creates a
+        # CiliumLoadBalancerIPPool: with MetalLB (or no allocator) only one may ever allocate.
+        values["defaultLBServiceIPAM"] = "none"
     if addons.loadbalancer.provider == "cilium-l2":
         values["l2announcements"] = {"enabled": True}
         values["externalIPs"] = {"enabled": True}
@@ -69,7 +74,10 @@ def _hubble(design: Design) -> dict[str, Any]:
     cilium = design.spec.addons.cilium
     if not cilium.hubble:
         return {"enabled": False}
-    return {"enabled": True, "relay": {"enabled": True}, "ui": {"enabled": cilium.hubble_ui}}
+    # Certificates from a CronJob, not from Helm: the chart's default (method helm) makes new ones on
+    # every `helm upgrade`, so re-running the install would change the cluster each time.
+    tls = {"auto": {"enabled": True, "method": "cronJob", "certValidityDuration": 1095, "schedule": "0 0 1 */4 *"}}
+    return {"enabled": True, "tls": tls, "relay": {"enabled": True}, "ui": {"enabled": cilium.hubble_ui}}
 
 
 def _set(values: dict[str, Any], keys: tuple[str, ...], leaf: dict[str, Any]) -> None:
@@ -79,13 +87,16 @@ def _set(values: dict[str, Any], keys: tuple[str, ...], leaf: dict[str, Any]) ->
     target.update(leaf)
 
 
+def _cilium_chart(design: Design) -> HelmChart:
+    return next(c for c in helm_charts(design) if c.release == "cilium")
+
+
 def render_cilium(design: Design) -> list[RenderedFile]:
     mtu = design.mtu
     v = design.versions
     comments = [
         f"Cilium {v.cilium} values for {design.name}. Install (after the Gateway API CRDs when they are enabled):",
-        f"  helm upgrade --install cilium cilium/cilium --namespace kube-system --version {v.cilium} "
-        f"-f {paths.CILIUM_VALUES}",
+        "  " + " ".join(_cilium_chart(design).install_command().replace("\\\n", " ").split()),
         "Check: cilium status --wait && cilium connectivity test",
         "",
         f"MTU: Cilium's MTU value is the device MTU it starts from. In tunnel mode it takes its {mtu.tunnel}",

@@ -1,16 +1,18 @@
 """Where each add-on comes from and at which version, from ``design.versions``.
 
-Helm needs a chart version. Some components are pinned in the version set by their chart
-version (the chart and the app share it, or the chart is what upstream releases); others only
-by their app version, and the chart that ships it is looked up at install time.
+Every Helm release is pinned by its chart version, the number ``helm --version`` takes; the
+application version that chart ships is written beside it for people. Nothing is looked up at
+install time: the runbook installs exactly the charts listed here, from where ``addons.charts``
+says charts come from (the projects' public repositories, a directory of chart archives, or an
+OCI registry).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from nsxkube.design import Design
+from nsxkube.design.versions import CHART_CHECKS
 from nsxkube.render.addons import paths
 from nsxkube.render.addons.common import (
     CSI_NAMESPACE,
@@ -20,7 +22,22 @@ from nsxkube.render.addons.common import (
     VELERO_NAMESPACE,
 )
 
-Pin = Literal["chart", "chart = app", "app"]
+
+@dataclass(frozen=True)
+class ChartSource:
+    """Where charts come from: ``public`` (each chart's own repository), ``directory`` or ``oci``."""
+
+    kind: str
+    location: str = ""
+
+    @classmethod
+    def of(cls, design: Design) -> ChartSource:
+        charts = design.spec.addons.charts
+        if charts.directory is not None:
+            return cls("directory", str(charts.directory).rstrip("/") or "/")
+        if charts.oci is not None:
+            return cls("oci", charts.oci.rstrip("/"))
+        return cls("public")
 
 
 @dataclass(frozen=True)
@@ -31,27 +48,44 @@ class HelmChart:
     repo_url: str
     chart: str
     version: str
-    pin: Pin
+    """The chart version: what ``helm --version`` takes."""
+    app_version: str
+    """The application version the chart ships (docs only)."""
     values: str | None
+    source: ChartSource = ChartSource("public")
+
+    @property
+    def archive(self) -> str:
+        """The file name ``helm pull`` writes for this chart and version."""
+        return f"{self.chart}-{self.version}.tgz"
 
     @property
     def reference(self) -> str:
+        """What ``helm upgrade --install`` installs: repo/chart, a chart archive, or an OCI reference."""
+        if self.source.kind == "directory":
+            return f"{self.source.location}/{self.archive}"
+        if self.source.kind == "oci":
+            return f"{self.source.location}/{self.chart}"
         return f"{self.repo_name}/{self.chart}"
 
     @property
-    def version_argument(self) -> str:
-        """The value of ``helm --version``: the pin itself, or a lookup of the chart shipping the app."""
-        if self.pin != "app":
-            return self.version
-        app = self.version.lstrip("v")
-        return (f'"$(helm search repo {self.reference} --versions -o json | jq -r '
-                f"'[.[] | select(.app_version == \"{app}\" or .app_version == \"v{app}\")][0].version')\"")
+    def where(self) -> str:
+        """Where this chart is read from, for the docs."""
+        return {"directory": f"directory {self.source.location}", "oci": self.source.location}.get(
+            self.source.kind, self.repo_url)
+
+    def repo_command(self) -> str | None:
+        """The ``helm repo add`` a public repository needs first; None for archives and OCI."""
+        if self.source.kind != "public":
+            return None
+        return f"helm repo add {self.repo_name} {self.repo_url} && helm repo update {self.repo_name}"
 
     def install_command(self) -> str:
         values = f" \\\n  -f {self.values}" if self.values else ""
+        # An archive is one version already (its file name says which); helm applies --version to repositories.
+        version = "" if self.source.kind == "directory" else f" \\\n  --version {self.version}"
         return (f"helm upgrade --install {self.release} {self.reference} --namespace {self.namespace} "
-                "--create-namespace \\\n"
-                f"  --version {self.version_argument}{values}")
+                f"--create-namespace{version}{values}")
 
 
 @dataclass(frozen=True)
@@ -64,28 +98,33 @@ class Manifest:
 
 def helm_charts(design: Design) -> tuple[HelmChart, ...]:
     """The Helm releases this cluster needs, in install order."""
+    return tuple(chart for enabled, chart in _catalogue(design) if enabled)
+
+
+def _catalogue(design: Design) -> list[tuple[bool, HelmChart]]:
+    """Every Helm release nsxkube can install, pinned, and whether this cluster needs it."""
     v, addons = design.versions, design.spec.addons
-    charts = [HelmChart("cilium", "kube-system", "cilium", "https://helm.cilium.io/", "cilium", v.cilium,
-                        "chart = app", paths.CILIUM_VALUES)]
-    if addons.loadbalancer.provider == "metallb":
-        charts.append(HelmChart("metallb", METALLB_NAMESPACE, "metallb", "https://metallb.github.io/metallb",
-                                "metallb", v.metallb, "chart = app", None))
-    if addons.ingress.controller == "ingress-nginx":
-        charts.append(HelmChart("ingress-nginx", INGRESS_NGINX_NAMESPACE, "ingress-nginx",
-                                "https://kubernetes.github.io/ingress-nginx", "ingress-nginx", v.ingress_nginx,
-                                "chart", paths.INGRESS_NGINX_VALUES))
-    if addons.metrics_server.enabled:
-        charts.append(HelmChart("metrics-server", "kube-system", "metrics-server",
-                                "https://kubernetes-sigs.github.io/metrics-server/", "metrics-server",
-                                v.metrics_server, "app", paths.METRICS_SERVER_VALUES))
-    if addons.monitoring.enabled:
-        charts.append(HelmChart("kube-prometheus-stack", MONITORING_NAMESPACE, "prometheus-community",
-                                "https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack",
-                                v.kube_prometheus_stack, "chart", paths.KUBE_PROMETHEUS_STACK_VALUES))
-    if addons.backups.velero.enabled:
-        charts.append(HelmChart("velero", VELERO_NAMESPACE, "vmware-tanzu", "https://vmware-tanzu.github.io/helm-charts",
-                                "velero", v.velero, "app", paths.VELERO_VALUES))
-    return tuple(charts)
+    source = ChartSource.of(design)
+    return [
+        (True, HelmChart("cilium", "kube-system", "cilium", "https://helm.cilium.io/", "cilium", v.cilium, v.cilium,
+                         paths.CILIUM_VALUES, source)),
+        (addons.loadbalancer.provider == "metallb",
+         HelmChart("metallb", METALLB_NAMESPACE, "metallb", "https://metallb.github.io/metallb", "metallb", v.metallb,
+                   f"v{v.metallb}", None, source)),
+        (addons.ingress.controller == "ingress-nginx",
+         HelmChart("ingress-nginx", INGRESS_NGINX_NAMESPACE, "ingress-nginx", "https://kubernetes.github.io/ingress-nginx",
+                   "ingress-nginx", v.ingress_nginx, v.ingress_nginx_controller, paths.INGRESS_NGINX_VALUES, source)),
+        (addons.metrics_server.enabled,
+         HelmChart("metrics-server", "kube-system", "metrics-server", "https://kubernetes-sigs.github.io/metrics-server/",
+                   "metrics-server", v.metrics_server_chart, v.metrics_server, paths.METRICS_SERVER_VALUES, source)),
+        (addons.monitoring.enabled,
+         HelmChart("kube-prometheus-stack", MONITORING_NAMESPACE, "prometheus-community",
+                   "https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack",
+                   v.kube_prometheus_stack, v.prometheus_operator, paths.KUBE_PROMETHEUS_STACK_VALUES, source)),
+        (addons.backups.velero.enabled,
+         HelmChart("velero", VELERO_NAMESPACE, "vmware-tanzu", "https://vmware-tanzu.github.io/helm-charts", "velero",
+                   v.velero_chart, v.velero, paths.VELERO_VALUES, source)),
+    ]
 
 
 def manifests(design: Design) -> tuple[Manifest, ...]:
@@ -97,9 +136,10 @@ def manifests(design: Design) -> tuple[Manifest, ...]:
                               f"https://github.com/kubernetes-sigs/gateway-api/releases/download/{v.gateway_api}/"
                               "standard-install.yaml",
                               "apply server-side before Cilium so that Cilium's Gateway API controller starts"))
-    items.append(Manifest("vSphere CPI", f"release line v{v.kubernetes_minor} (pin {v.vsphere_cpi})",
-                          "https://raw.githubusercontent.com/kubernetes/cloud-provider-vsphere/master/releases/"
-                          f"v{v.kubernetes_minor}/vsphere-cloud-controller-manager.yaml",
+    # The tag, not master: master's copy can move to another image at any time.
+    items.append(Manifest("vSphere CPI", f"v{v.vsphere_cpi}",
+                          f"https://raw.githubusercontent.com/kubernetes/cloud-provider-vsphere/v{v.vsphere_cpi}/"
+                          f"releases/v{v.kubernetes_minor}/vsphere-cloud-controller-manager.yaml",
                           "its example Secret and ConfigMap are skipped with a label selector; ours are used"))
     if addons.storage.enabled:
         items.append(Manifest("vSphere CSI", f"v{v.vsphere_csi}",
@@ -127,19 +167,23 @@ def render_versions_doc(design: Design) -> str:
         "",
         "## Helm charts",
         "",
-        "| release | chart | repository | version | pinned as | namespace | values |",
+        "| release | chart | from | chart version | app version | namespace | values |",
         "|---|---|---|---|---|---|---|",
     ]
     for c in helm_charts(design):
-        lines.append(f"| {c.release} | `{c.reference}` | {c.repo_url} | {c.version} | {_pin_text(c.pin)} "
+        lines.append(f"| {c.release} | `{c.reference}` | {c.where} | {c.version} | {c.app_version} "
                      f"| {c.namespace} | {f'`{c.values}`' if c.values else 'chart defaults'} |")
     lines += [
         "",
-        "*chart = app*: the chart version and the application version are the same number.",
-        "*chart*: the number is the chart's own version (the application version differs).",
-        "*app*: nsxkube pins the application version only; install the newest chart whose appVersion",
-        "is that number (the runbook's `helm` command looks it up with `helm search repo ... -o json`).",
+        "Every release is pinned by its chart version, the number `helm --version` takes; the application",
+        "version is the one that chart ships. Nothing is looked up when installing.",
         "",
+        *_not_installed(design),
+        "| chart | chart version | app version | where the pin was checked |",
+        "|---|---|---|---|",
+        *(f"| {c.chart} | {c.version} | {c.app_version} | {CHART_CHECKS[c.release]} |" for _, c in _catalogue(design)),
+        "",
+        *_mirror_instructions(design),
         "## Manifests",
         "",
         "| component | version | source | note |",
@@ -160,5 +204,28 @@ def render_versions_doc(design: Design) -> str:
     return "\n".join(lines)
 
 
-def _pin_text(pin: Pin) -> str:
-    return {"chart": "chart", "chart = app": "chart = app", "app": "app only"}[pin]
+def _not_installed(design: Design) -> list[str]:
+    off = [c for enabled, c in _catalogue(design) if not enabled]
+    if not off:
+        return []
+    return [f"Not installed in this cluster (switched off in `addons`): {', '.join(c.release for c in off)}; "
+            "their pins are listed below all the same.", ""]
+
+
+def _mirror_instructions(design: Design) -> list[str]:
+    """How to fill the chart directory or OCI registry of ``addons.charts`` from a connected machine."""
+    source = ChartSource.of(design)
+    if source.kind == "public":
+        return []
+    charts = helm_charts(design)
+    public = [HelmChart(c.release, c.namespace, c.repo_name, c.repo_url, c.chart, c.version, c.app_version, None)
+              for c in charts]
+    lines = [f"Charts come from {charts[0].where} (`addons.charts`). Fill it on a machine with internet access:", "",
+             "```bash"]
+    for c in public:
+        lines.append(f"{c.repo_command()} && helm pull {c.reference} --version {c.version}")
+        if source.kind == "directory":
+            lines.append(f"  # then copy {c.archive} into {source.location}/")
+        else:
+            lines.append(f"helm push {c.archive} {source.location}")
+    return [*lines, "```", "", "`nsxkube check` verifies that every chart above is there when it can reach the source.", ""]

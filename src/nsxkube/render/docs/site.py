@@ -15,12 +15,14 @@ import sys
 from pathlib import Path
 
 from nsxkube.design import derive_design
+from nsxkube.render.addons.versions import render_versions_doc
 from nsxkube.render.docs import render_docs
 from nsxkube.render.files import RenderedFile
 from nsxkube.spec import parse_spec
 from nsxkube.spec.example import example_text
 
 RUNBOOKS = "runbooks"
+VERSIONS = "versions.md"
 COMMAND = "python -m nsxkube.render.docs.site docs/"
 NOTE = (f"> Generated from the example cluster.yaml (`nsxkube init`) by `{COMMAND}`: do not edit. "
         "`nsxkube render` writes the same page with your cluster's names and addresses; "
@@ -36,8 +38,10 @@ def _site_path(bundle_path: str) -> str:
 def render_site() -> list[RenderedFile]:
     """The bundle's docs/*.md for the example cluster, with paths relative to the repository's docs/."""
     design = derive_design(parse_spec(example_text(), source="example cluster.yaml"))
-    return [RenderedFile(_site_path(f.path), NOTE + f.content)
-            for f in render_docs(design) if f.path.startswith("docs/")]
+    pages = [RenderedFile(_site_path(f.path), NOTE + f.content)
+             for f in render_docs(design) if f.path.startswith("docs/")]
+    # The bundle's addons/versions.md: every pinned chart (chart and app version, where it was checked).
+    return [*pages, RenderedFile(VERSIONS, NOTE + render_versions_doc(design))]
 
 
 def write_site(docs_dir: Path) -> list[Path]:

@@ -36,8 +36,8 @@ def _manifest_url(design: Design, name_start: str) -> str:
 
 def _helm(design: Design, release: str) -> list[str]:
     chart = _chart(design, release)
-    return [f"helm repo add {chart.repo_name} {chart.repo_url} && helm repo update {chart.repo_name}",
-            chart.install_command()]
+    repo = chart.repo_command()
+    return [*([repo] if repo else []), chart.install_command()]
 
 
 def _first_cp(design: Design) -> Node:

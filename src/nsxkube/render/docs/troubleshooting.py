@@ -8,6 +8,7 @@ from nsxkube.design import Design
 from nsxkube.render.addons import paths
 from nsxkube.render.addons.acceptance import TESTS_NAMESPACE, WEB_APP
 from nsxkube.render.addons.common import CSI_NAMESPACE
+from nsxkube.render.addons.versions import helm_charts
 from nsxkube.render.cloud_init import NODE_NIC
 from nsxkube.render.docs import bundle
 from nsxkube.render.docs.markdown import bash, bullets, document
@@ -99,7 +100,7 @@ def large_packets_hang(design: Design) -> KnownProblem:
             f"with {paths.CILIUM_VALUES} and restart the pods (they keep the MTU they were created with).",
         ),
         (
-            f"helm upgrade cilium cilium/cilium -n kube-system --version {design.versions.cilium} "
+            f"helm upgrade cilium {_cilium_reference(design)} -n kube-system{_cilium_version(design)} "
             f"-f {paths.CILIUM_VALUES}",
             "kubectl -n kube-system rollout restart daemonset/cilium",
             "for ns in $(kubectl get namespaces -o name | cut -d/ -f2); do kubectl -n \"$ns\" rollout restart "
@@ -257,3 +258,12 @@ def troubleshooting_doc(design: Design) -> str:
         f"{mtu.tunnel} on UDP {mtu.tunnel_port}.",
         "\n\n".join(render_pain(p) for p in pains),
     )
+
+
+def _cilium_reference(design: Design) -> str:
+    """cilium/cilium, or the archive / OCI reference when addons.charts says charts come from there."""
+    return next(c.reference for c in helm_charts(design) if c.release == "cilium")
+
+
+def _cilium_version(design: Design) -> str:
+    return "" if design.spec.addons.charts.directory else f" --version {design.versions.cilium}"
