@@ -143,6 +143,32 @@ def apply(path: SpecPath = Path("cluster.yaml"), phase: PhaseOption = None, work
     raise typer.Exit(run("apply", path, phase, workdir, as_json=output is Output.json, force_unlock=force_unlock))
 
 
+class ValidateOutput(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+def validate(
+    path: SpecPath = Path("cluster.yaml"),
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="a group (nsx, vsphere, nodes, kubernetes) or a check id; repeatable")] = None,
+    output: Annotated[ValidateOutput, typer.Option("--output", "-o", help="table for people, json for scripts, "
+                                                   "markdown for a change ticket")] = ValidateOutput.table,
+    junit: Annotated[Path | None, typer.Option("--junit", help="also write JUnit XML (one testcase per check)")] = None,
+    lang: Annotated[str, typer.Option("--lang", help="the report's words: en or ru (JSON keys never change)")] = "en",
+    workdir: WorkdirOption = None,
+    deadline: Annotated[float, typer.Option("--deadline", min=1, help="seconds the whole run may take")] = 300.0,
+) -> None:
+    """Check the live cluster against cluster.yaml: NSX, vCenter, nodes, Kubernetes. Reads only.
+    Exit 1 when a check fails."""
+    from nsxkube.cli.validate import run_validate
+
+    raise typer.Exit(run_validate(path, only=only or [], output=output.value, junit=junit, lang=lang,
+                                  workdir=workdir, deadline=deadline))
+
+
 @app.command()
 def destroy(path: SpecPath = Path("cluster.yaml"), phase: PhaseOption = None, workdir: WorkdirOption = None,
             yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,

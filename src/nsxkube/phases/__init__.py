@@ -20,7 +20,7 @@ PHASES: dict[str, str] = {
 NOT_YET_BUILT: dict[str, str] = {
     "addons": "the addons phase (Cilium, CPI/CSI, MetalLB, ingress, …) is not built yet: apply the files "
     "under addons/ of `nsxkube render` as its README says",
-    "validate": "the validate phase is not built yet",
+    "validate": "validate is not a phase of apply yet: run `nsxkube validate PATH` after apply",
 }
 
 

@@ -4,6 +4,7 @@ handoff between phases."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,15 +44,18 @@ class Context:
     """What a phase learned for later phases (the node VMs for NSX port bindings, …)."""
     _clients: dict[str, Any] = field(default_factory=dict)
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def client(self, name: str, factory: Callable[[Context], T], close: Callable[[T], None] | None = None) -> T:
-        """One client per outside system for the whole run (one NSX session, one vCenter login)."""
-        if name not in self._clients:
-            made = factory(self)
-            self._clients[name] = made
-            if close is not None:
-                self._closers.append(lambda: close(made))
-        return self._clients[name]
+        """One client per outside system for the whole run (one NSX session, one vCenter login),
+        made once even when parallel work asks for it at the same moment."""
+        with self._lock:
+            if name not in self._clients:
+                made = factory(self)
+                self._clients[name] = made
+                if close is not None:
+                    self._closers.append(lambda: close(made))
+            return self._clients[name]
 
     def close(self) -> None:
         while self._closers:

@@ -1,0 +1,1 @@
+"""The Kubernetes API, read through a small typed client built from a kubeconfig."""
