@@ -43,6 +43,7 @@ def discover(
 def run_discover(path: Path, *, as_json: bool, report: Path | None) -> int:
     from nsxkube.checks.nsx_audit import audit, failures
     from nsxkube.checks.nsx_report import discover_dict, render_nsx_report
+    from nsxkube.cli.output import write_file
     from nsxkube.design import load_design
     from nsxkube.providers.nsx.client import NsxClient
     from nsxkube.providers.nsx.connect import INSECURE_WARNING, client_config
@@ -60,7 +61,7 @@ def run_discover(path: Path, *, as_json: bool, report: Path | None) -> int:
         client.close()
     findings = audit(design, inventory)
     if report is not None:
-        _write(report, render_nsx_report(design, inventory, findings))
+        write_file(report, render_nsx_report(design, inventory, findings), "the report")
     if as_json:
         print(json.dumps(discover_dict(design, inventory, findings), indent=2))
     else:
@@ -68,16 +69,6 @@ def run_discover(path: Path, *, as_json: bool, report: Path | None) -> int:
         if report is not None:
             typer.echo(f"wrote {report}")
     return 1 if failures(findings) else 0
-
-
-def _write(target: Path, text: str) -> None:
-    from nsxkube.errors import UsageError
-
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise UsageError(f"cannot write the report {target}: {err.strerror}") from None
 
 
 def show_discovery(data: dict[str, Any]) -> None:

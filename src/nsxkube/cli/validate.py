@@ -12,6 +12,7 @@ VERDICT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped":
 
 def run_validate(spec_path: Path, *, only: Sequence[str], output: str, junit: Path | None, lang: str,
                  workdir: Path | None, deadline: float) -> int:
+    from nsxkube.cli.output import write_file
     from nsxkube.cli.run import make_context
     from nsxkube.errors import UsageError
     from nsxkube.phases.validate import report, select_checks, validate
@@ -28,7 +29,8 @@ def run_validate(spec_path: Path, *, only: Sequence[str], output: str, junit: Pa
     seconds = time.monotonic() - started
     name = ctx.design.name
     if junit is not None:
-        _write(junit, report.as_junit(name, results, seconds))
+        write_file(junit, report.as_junit(name, results, seconds), "the JUnit file")
+        print(f"wrote {junit}", file=sys.stderr)
     if output == "json":
         print(report.as_json(name, results, seconds))
     elif output == "markdown":
@@ -53,14 +55,3 @@ def _table(reporter: object, name: str, results: Sequence[object], seconds: floa
     console = reporter.console  # type: ignore[attr-defined]
     console.print(table)
     console.print(f"{report.summary_line(results, lang)} ({seconds:.1f} {words['seconds']})")
-
-
-def _write(target: Path, text: str) -> None:
-    from nsxkube.errors import UsageError
-
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise UsageError(f"cannot write {target}: {err.strerror}") from None
-    print(f"wrote {target}", file=sys.stderr)
