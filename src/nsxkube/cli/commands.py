@@ -12,6 +12,8 @@ from pathlib import Path
 from nsxkube.errors import UsageError
 from nsxkube.spec.problems import Problem
 
+MAX_LISTED = 10  # problems shown one per line; a file with thousands (hostile or pasted wrongly) shows a count
+
 
 def example_text(name: str | None = None) -> str:
     text = resources.files("nsxkube.spec").joinpath("example-cluster.yaml").read_text(encoding="utf-8")
@@ -64,8 +66,10 @@ def check_spec(path: Path, *, as_json: bool) -> int:
         if as_json:
             print(json.dumps({"ok": False, "errors": [_problem_dict(p) for p in errors]}, indent=2))
         else:
-            for problem in errors:
+            for problem in errors[:MAX_LISTED]:
                 print(f"error: {problem.one_line(str(path))}", file=sys.stderr)
+            if len(errors) > MAX_LISTED:
+                print(f"error: … and {len(errors) - MAX_LISTED} more problems (fix these first)", file=sys.stderr)
         return SpecError.exit_code
     if as_json:
         from nsxkube.design.serialize import design_to_dict
@@ -80,8 +84,13 @@ def check_spec(path: Path, *, as_json: bool) -> int:
 
 def _with_position(problem: Problem, path: Path) -> Problem:
     from nsxkube.spec.load import locate
+    from nsxkube.untrusted import InputError, read_text
 
-    line, column = locate(path.read_text(encoding="utf-8"), problem.key)
+    try:
+        text = read_text(path)
+    except InputError:  # read a moment ago: changed since; the problem is shown without its position
+        return problem
+    line, column = locate(text, problem.key)
     return dataclasses.replace(problem, line=line, column=column) if line else problem
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from nsxkube import untrusted
 from nsxkube.errors import SpecError
 from nsxkube.spec.model import ClusterSpec
 from nsxkube.spec.problems import Problem
@@ -18,22 +19,27 @@ Loc = tuple[int | str, ...]
 
 
 def load_spec(path: Path) -> ClusterSpec:
-    """Read and validate cluster.yaml; raise SpecError with every problem found."""
+    """Read and validate cluster.yaml; raise SpecError with every problem found.
+
+    The file is read as untrusted input (see ``nsxkube.untrusted``): at most 1 MiB, no YAML
+    anchors, aliases or tags, bounded nesting; each refusal is one line with its position."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file", hint="create one with `nsxkube init`") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(f"{path}: cannot read: {err}") from None
+        text = untrusted.read_text(path)
+    except untrusted.InputError as err:
+        hint = "create one with `nsxkube init`" if err.message == "no such file" else None
+        raise SpecError(f"{err.where(str(path))}: cannot read: {err}", hint=hint) from None
     return parse_spec(text, source=str(path))
 
 
 def parse_spec(text: str, source: str = "cluster.yaml") -> ClusterSpec:
-    root = _compose(text, source)
-    problems = _duplicate_keys(root)
-    if problems:
-        raise _spec_error(source, problems)
-    data = yaml.safe_load(text)
+    try:
+        root = untrusted.compose_yaml(text)
+        problems = _duplicate_keys(root)
+        if problems:
+            raise _spec_error(source, problems)
+        data = untrusted.construct_yaml(root)
+    except untrusted.InputError as err:
+        raise SpecError(f"{err.where(source)}: {err}") from None
     if data is None:
         raise SpecError(f"{source}: the file is empty", hint="start from `nsxkube init`")
     if not isinstance(data, dict):
@@ -51,24 +57,14 @@ def _spec_error(source: str, problems: list[Problem]) -> SpecError:
     return SpecError(first + more, problems=tuple(problems))
 
 
-def _compose(text: str, source: str) -> yaml.Node | None:
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise SpecError(f"{where}: YAML syntax error: {err.problem or err.context}") from None
-    except yaml.YAMLError as err:
-        raise SpecError(f"{source}: YAML syntax error: {err}") from None
-
-
 def _duplicate_keys(node: yaml.Node | None, path: str = "") -> list[Problem]:
     problems: list[Problem] = []
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
             key = str(key_node.value)
-            dotted = f"{path}.{key}" if path else key
+            name = untrusted.one_line(key, 60)
+            dotted = f"{path}.{name}" if path else name
             if key in seen:
                 problems.append(
                     Problem(dotted, "key appears twice", hint="keep one", line=key_node.start_mark.line + 1,
@@ -87,7 +83,7 @@ def _problem(error: Any, root: yaml.Node | None) -> Problem:
     key = _dotted(loc)
     kind = error["type"]
     if kind == "extra_forbidden":
-        unknown = str(loc[-1])
+        unknown = untrusted.one_line(str(loc[-1]), 60)
         known = _known_keys(loc[:-1])
         guess = difflib.get_close_matches(unknown, known, n=1)
         hint = f"did you mean '{guess[0]}'?" if guess else f"known keys here: {', '.join(known)}"
@@ -95,7 +91,8 @@ def _problem(error: Any, root: yaml.Node | None) -> Problem:
     elif kind == "missing":
         message, hint, node_loc = "required key is missing", None, loc[:-1]
     else:
-        message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        message = untrusted.one_line(str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, "),
+                                     300)
         hint, node_loc = None, loc
     line, column = _position(root, node_loc)
     return Problem(key, message, hint=hint, line=line, column=column)
@@ -109,7 +106,8 @@ def _is_internal(part: int | str) -> bool:
 def _dotted(loc: Loc) -> str:
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        name = untrusted.one_line(str(part), 60)
+        text += f"[{part}]" if isinstance(part, int) else (f".{name}" if text else name)
     return text
 
 
@@ -161,7 +159,7 @@ def locate(text: str, key: str) -> tuple[int | None, int | None]:
     for part in re.findall(r"[^.\[\]]+|\[\d+\]", key):
         loc.append(int(part[1:-1]) if part.startswith("[") else part)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+        root = untrusted.compose_yaml(text)
+    except untrusted.InputError:
         return None, None
     return _position(root, tuple(loc))
