@@ -79,9 +79,13 @@ def _duplicate_keys(node: yaml.Node | None, path: str = "") -> list[Problem]:
 
 
 def _problem(error: Any, root: yaml.Node | None) -> Problem:
-    loc: Loc = tuple(part for part in error["loc"] if not _is_internal(part))
-    key = _dotted(loc)
     kind = error["type"]
+    raw: Loc = tuple(error["loc"])
+    if kind == "extra_forbidden" and raw:  # the last part is the user's key, whatever it looks like
+        loc: Loc = (*(part for part in raw[:-1] if not _is_internal(part)), raw[-1])
+    else:
+        loc = tuple(part for part in raw if not _is_internal(part))
+    key = _dotted(loc)
     if kind == "extra_forbidden":
         unknown = untrusted.one_line(str(loc[-1]), 60)
         known = _known_keys(loc[:-1])
@@ -100,7 +104,7 @@ def _problem(error: Any, root: yaml.Node | None) -> Problem:
 
 def _is_internal(part: int | str) -> bool:
     # pydantic adds type tags such as 'function-after[...]' to the location of validated unions
-    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+    return isinstance(part, str) and re.fullmatch(r"(function-[a-z]+|[a-z][a-z-]*)\[.*\]", part, re.DOTALL) is not None
 
 
 def _dotted(loc: Loc) -> str:
