@@ -27,7 +27,7 @@ def _bytes(content: bytes) -> Callable[[Path], None]:
     return lambda path: path.write_bytes(content)
 
 
-def _billion_laughs() -> str:
+def billion_laughs() -> str:
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
         lines.append(f"{name}: &{name} [{','.join([f'*{previous}'] * 9)}]")
@@ -59,7 +59,7 @@ def _nested_blocks(depth: int) -> str:
 
 
 HOSTILE: list[Hostile] = [
-    Hostile("billion laughs (342 bytes of nested aliases)", _text(_billion_laughs()), "anchor &a is not accepted"),
+    Hostile("billion laughs (342 bytes of nested aliases)", _text(billion_laughs()), "anchor &a is not accepted"),
     Hostile("self-referencing alias", _text("name: &a [*a]\n"), "anchor &a"),
     Hostile("alias of a scalar", _text("name: &n lab\nvsphere: {datacenter: *n}\n"), "anchor &n"),
     Hostile("merge key from an alias", _text("base: &b {cpus: 2}\nnodes: {workers: {<<: *b}}\n"), "anchor &b"),
