@@ -64,12 +64,17 @@ class MachinesPhase:
     # ---- plan -------------------------------------------------------------------------------
 
     def plan(self, ctx: Context) -> list[Change]:
-        from nsxkube.providers.vsphere.observe import network_is_segment_to_come, observe, resolve_placement
+        from nsxkube.providers.vsphere.observe import (
+            network_is_segment_to_come,
+            observe,
+            observed_network,
+            resolve_placement,
+        )
 
         spec, cluster = ctx.design.spec, ctx.design.name
         machines = desired_machines(ctx.design)
         state = observe(session_of(ctx), spec.vsphere, cluster, [m.name for m in machines])
-        vm_diffs = vdiff.diff_machines(machines, state.vms, cluster)
+        vm_diffs = vdiff.diff_machines(machines, state.vms, cluster, observed_network(state, spec.vsphere))
         creating = any(d.action == "create" for d in vm_diffs)
         placement = resolve_placement(state, spec.vsphere, with_template=creating,
                                       network_may_be_unpublished=network_is_segment_to_come(spec))
@@ -209,7 +214,7 @@ class MachinesPhase:
         else:
             vm = observed.state.vms[machine.name]
         # A clone applies the size itself on vCenter; older simulators ignore it: check and correct.
-        spec = size_spec(vm, machine)
+        spec = size_spec(vm, machine, observed.placement.network)
         if spec is not None:
             update_vm(session, waiter, vm, spec, timeout)
         if vm.owner != ctx.design.name and owner_key is not None:
