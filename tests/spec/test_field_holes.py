@@ -63,6 +63,14 @@ def test_names_with_line_breaks_are_refused(key):
     ({"addons.backups.velero.schedule": "nightly"}, "addons.backups.velero.schedule", "cron"),
     ({"addons.backups.velero.bucket": "My Bucket"}, "addons.backups.velero.bucket", "pattern"),
     ({"addons.storage.datastore_url": "vmfs/volumes/x"}, "addons.storage.datastore_url", "pattern"),
+    ({"network.proxy": {"url": "http://proxy.example.com:99999"}}, "network.proxy.url", "port 1-65535"),
+    ({"network.proxy": {"url": "http://300.1.1.1:3128"}}, "network.proxy.url", "neither"),
+    ({"network.registry_mirrors": {"registry.k8s.io": "https://mirror local/"}}, "network.registry_mirrors",
+     "http(s) URL"),
+    ({"network.loadbalancer_ports": [80, 443, 80]}, "network.loadbalancer_ports", "listed twice"),
+    ({"addons.monitoring.retention": "0d"}, "addons.monitoring.retention", "pattern"),
+    ({"addons.monitoring.retention": "99999999999999999999d"}, "addons.monitoring.retention", "pattern"),
+    ({"addons.backups.velero.ttl": "0h"}, "addons.backups.velero.ttl", "pattern"),
 ])
 def test_absurd_values_are_refused(changes, key, words):
     error = refused(changes)
@@ -79,6 +87,8 @@ def test_absurd_values_are_refused(changes, key, words):
     ("vsphere.folder", "k8s/prod"),
     ("ssh.bastion", "jump@bastion.example.com:2222"),
     ("addons.backups.etcd.schedule", "*/15 0-6 * * MON-FRI"),
+    ("network.proxy", {"url": "http://proxy.example.com:3128/", "no_proxy": [".example.com", "10.0.0.0/8"]}),
+    ("network.registry_mirrors", {"registry.k8s.io": "https://mirror.local:5000/k8s"}),
 ])
 def test_real_values_still_pass(key, value):
     spec_from(with_changes(example_data(), {key: value}))

@@ -31,6 +31,7 @@ from nsxkube.spec.types import (
     Range,
     Text,
     check_host,
+    check_http_url,
 )
 
 
@@ -152,10 +153,12 @@ class Proxy(Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+(:\d+)?/?$", value):
-            raise ValueError("must look like http://proxy.example.com:3128 (no credentials in the file)")
         if "@" in value:
             raise ValueError("must not carry credentials: nsxkube never writes secrets into files")
+        match = re.fullmatch(r"https?://([^/\s:]+)(?::(\d{1,5}))?/?", value)
+        if not match or (match.group(2) and not 1 <= int(match.group(2)) <= 65535):
+            raise ValueError("must look like http://proxy.example.com:3128 (port 1-65535, no credentials in the file)")
+        check_host(match.group(1))
         return value.rstrip("/")
 
 
@@ -186,16 +189,20 @@ class Network(Strict):
         for registry, mirror in mirrors.items():
             if not re.match(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?$", registry):
                 raise ValueError(f"{registry!r} is not a registry host[:port] such as registry.k8s.io")
-            if not re.match(r"^https?://[^\s@]+$", mirror):
-                raise ValueError(f"mirror for {registry} must be an http(s) URL without credentials")
+            try:
+                check_http_url(mirror)
+            except ValueError:
+                raise ValueError(f"mirror for {registry} must be an http(s) URL without credentials") from None
         return mirrors
 
     @field_validator("loadbalancer_ports")
     @classmethod
     def _ports(cls, ports: list[int]) -> list[int]:
-        for port in ports:
+        for index, port in enumerate(ports):
             if not 1 <= port <= 65535:
                 raise ValueError(f"{port} is not a TCP port (1-65535)")
+            if port in ports[:index]:
+                raise ValueError(f"port {port} is listed twice")
         return ports
 
 
@@ -295,7 +302,7 @@ class Enabled(Strict):
 class Monitoring(Strict):
     enabled: bool = True
     grafana: bool = True
-    retention: str = Field(default="15d", pattern=r"^\d+[hdwy]$")
+    retention: str = Field(default="15d", pattern=r"^[1-9]\d{0,4}[hdwy]$", description="Prometheus retention: 15d, 12w…")
     storage_gib: int = Field(default=50, ge=1, le=65_536)
 
 
@@ -328,7 +335,7 @@ class Velero(Strict):
     access_key_env: EnvName = "VELERO_S3_ACCESS_KEY"
     secret_key_env: EnvName = "VELERO_S3_SECRET_KEY"
     schedule: str = Field(default="0 2 * * *", description="cron expression of the Velero backup schedule")
-    ttl: str = Field(default="720h", pattern=r"^\d+h$")
+    ttl: str = Field(default="720h", pattern=r"^[1-9]\d{0,5}h$", description="how long a backup is kept, in hours")
 
     @field_validator("schedule")
     @classmethod
