@@ -67,3 +67,67 @@ def test_the_example_itself_still_passes(tmp_path):
     path = tmp_path / "cluster.yaml"
     assert subprocess.run([sys.executable, "-m", "nsxkube", "init", str(path)], capture_output=True).returncode == 0
     assert check_limited(path).returncode == 0
+
+
+def test_a_file_its_user_may_not_read_is_one_line_not_a_usage_block():
+    """chmod 000 gave click's three-line usage error ('Invalid value for path'); root reads anything,
+    so as root the check runs as nobody on a file in a directory nobody may enter."""
+    import os
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="nsxkube-unreadable-")
+    try:
+        os.chmod(directory, 0o755)
+        path = os.path.join(directory, "cluster.yaml")
+        with open(path, "w") as handle:
+            handle.write("name: lab\n")
+        os.chmod(path, 0o000)
+        as_nobody = os.geteuid() == 0
+
+        def drop() -> None:
+            if as_nobody:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+
+        try:
+            probe = subprocess.run([sys.executable, "-c", "import nsxkube"], capture_output=True, preexec_fn=drop)
+        except OSError:
+            probe = None
+        if probe is None or probe.returncode != 0:
+            pytest.skip("the interpreter is not readable by nobody here: the CliRunner test below covers it")
+        result = subprocess.run([sys.executable, "-m", "nsxkube", "check", path], capture_output=True, text=True,
+                                preexec_fn=drop, timeout=60)
+        assert result.returncode == 2, result
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert lines == [f"error: {path}: cannot read: permission denied (check the file's owner and mode)"]
+    finally:
+        shutil.rmtree(directory)
+
+
+def test_the_cli_reports_an_unreadable_file_itself(tmp_path, monkeypatch):
+    """What a user who may not read the file sees, simulated for root: click's own readability check
+    (os.access) and the read both refuse. Before: click's three-line usage block."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from nsxkube.cli import app
+
+    path = tmp_path / "cluster.yaml"
+    path.write_text("name: lab\n")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda target, mode, *a, **k: False if str(target) == str(path)
+                        else real_access(target, mode, *a, **k))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("nsxkube.untrusted.open", refuse, raising=False)
+    from nsxkube.errors import SpecError
+
+    result = CliRunner().invoke(app, ["check", str(path)])  # main() turns the SpecError into its one line, exit 2
+    assert "Usage:" not in result.output and "is not readable" not in result.output, result.output
+    assert isinstance(result.exception, SpecError), (result.exit_code, result.output)
+    assert result.exception.one_line() == f"{path}: cannot read: permission denied (check the file's owner and mode)"
