@@ -102,3 +102,20 @@ def test_hostile_json_in_every_reader_is_an_input_error(tmp_path):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+@pytest.mark.parametrize("make", ["directory", "latin-1", "huge"])
+def test_a_broken_known_hosts_file_is_a_provider_error(tmp_path, make):
+    from nsxkube.errors import ProviderError
+    from nsxkube.providers.nodes.hostkeys import read_known_hosts
+
+    path = tmp_path / "known_hosts"
+    if make == "directory":
+        path.mkdir()
+    elif make == "latin-1":
+        path.write_bytes("192.0.2.1 ssh-ed25519 AAAA café\n".encode("latin-1"))
+    else:
+        with open(path, "wb") as handle:
+            handle.truncate(17 << 20)
+    with pytest.raises(ProviderError, match="cannot read the known_hosts file"):
+        read_known_hosts(path)
