@@ -87,8 +87,9 @@ def check_once(path: Path) -> tuple[float, float, int, str]:
 
 
 def bench_hostile(work: Path) -> None:
-    """Each hostile input of tests/cli/hostile_inputs.py through `nsxkube check`: time and peak memory
-    (goal: < 1 s and < 200 MB each, exit 2 with one line). The seed spec is the baseline."""
+    """Each hostile input of tests/cli/hostile_inputs.py through `nsxkube check`: median time of three
+    runs and peak memory (goal: < 1 s and < 200 MB each, exit 2 with one line). The seed spec is the
+    baseline: most of each figure is the interpreter starting."""
     from tests.cli.hostile_inputs import HOSTILE
 
     seed = write_spec(work, example_data(), "seed.yaml")
@@ -99,7 +100,9 @@ def bench_hostile(work: Path) -> None:
     for number, hostile in enumerate(HOSTILE):
         path = work / f"hostile-{number}.yaml"
         hostile.make(path)
-        seconds, rss, code, line = check_once(path)
+        runs = [check_once(path) for _ in range(3)]  # the median run: the machine may be busy
+        seconds, _, code, line = sorted(runs)[1]
+        rss = max(run[1] for run in runs)
         worst_time, worst_rss = max(worst_time, seconds), max(worst_rss, rss)
         ok = code == 2 and hostile.words in line
         clean += ok
