@@ -212,13 +212,27 @@ def construct_yaml(root: yaml.Node | None) -> Any:
     """Python values of a composed document (plain values only: see :func:`compose_yaml`)."""
     if root is None:
         return None
-    constructor = SafeConstructor()
+    constructor = _Constructor()
     try:
         return constructor.construct_document(root)
+    except InputError:
+        raise
     except yaml.MarkedYAMLError as err:
         raise _error(f"YAML error: {err.problem or err.context}", err.problem_mark or err.context_mark) from None
-    except (ValueError, OverflowError, TypeError) as err:  # e.g. an explicit !!int that is not a number
-        raise InputError(f"a value cannot be read: {str(err)[:120]}") from None
+    except (ValueError, OverflowError, TypeError) as err:
+        raise InputError(f"a value cannot be read: {one_line(str(err), 120)}") from None
+
+
+class _Constructor(SafeConstructor):
+    """SafeConstructor whose failures on one value (``!!int abc``) name that value's position."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError, TypeError) as err:
+            if isinstance(err, InputError):
+                raise
+            raise _error(f"a value cannot be read: {one_line(str(err), 120)}", node.start_mark) from None
 
 
 def load_yaml(text: str) -> YamlDocument:

@@ -17,6 +17,7 @@ class Hostile:
     make: Callable[[Path], None]  # writes the input at the given path
     words: str  # what the (first) line of the refusal must say
     lines: int = 1  # lines it may take: a file with several real problems lists them (at most 10, then a count)
+    positioned: bool = True  # the line names line:column (not for what concerns the whole file)
 
 
 def _text(content: str) -> Callable[[Path], None]:
@@ -75,8 +76,8 @@ HOSTILE: list[Hostile] = [
     Hostile("custom local tag", _text("name: !vault secret\n"), "tag !vault"),
     Hostile("!!binary tag", _text("name: !!binary aGk=\n"), "tag !!binary"),
     Hostile("!!set tag", _text("name: !!set {a, b}\n"), "tag !!set"),
-    Hostile("54 MB file", _sparse(54 << 20), "larger than 1 MiB"),
-    Hostile("2 MiB of comment", _text("name: lab\n# " + "x" * (2 << 20) + "\n"), "larger than 1 MiB"),
+    Hostile("54 MB file", _sparse(54 << 20), "larger than 1 MiB", positioned=False),
+    Hostile("2 MiB of comment", _text("name: lab\n# " + "x" * (2 << 20) + "\n"), "larger than 1 MiB", positioned=False),
     Hostile("30 000 values in a list", _text("name: [" + ",".join(["1"] * 30_000) + "]\n"), "more than 20000 values"),
     Hostile("5 000-digit integer", _text("name: lab\nnodes: {workers: {count: " + "9" * 5000 + "}}\n"),
             "5000 digits"),
@@ -86,13 +87,13 @@ HOSTILE: list[Hostile] = [
     Hostile("not UTF-8 (Latin-1)", _bytes("name: café\n".encode("latin-1")), "not UTF-8"),
     Hostile("UTF-16 with BOM", _bytes("name: lab\n".encode("utf-16")), "not UTF-8"),
     Hostile("NUL bytes", _bytes(b"name: lab\x00\x00\n"), "YAML syntax error"),
-    Hostile("a directory", _directory, "is a directory"),
+    Hostile("a directory", _directory, "is a directory", positioned=False),
     Hostile("unclosed flow mapping", _text("name: {a: 1\n"), "YAML syntax error"),
     Hostile("tab indentation", _text("name: lab\nvsphere:\n\tserver: x\n"), "YAML syntax error"),
-    Hostile("empty file", _text(""), "the file is empty"),
-    Hostile("only a comment", _text("# nothing\n"), "the file is empty"),
-    Hostile("a top-level list", _text("- name: lab\n"), "top level must be a mapping"),
-    Hostile("a top-level scalar", _text("hello\n"), "top level must be a mapping"),
+    Hostile("empty file", _text(""), "the file is empty", positioned=False),
+    Hostile("only a comment", _text("# nothing\n"), "the file is empty", positioned=False),
+    Hostile("a top-level list", _text("- name: lab\n"), "top level must be a mapping", positioned=False),
+    Hostile("a top-level scalar", _text("hello\n"), "top level must be a mapping", positioned=False),
     Hostile("a 500 000-character simple key", _text("k" * 500_000 + ": 1\n"), "YAML syntax error"),
     Hostile("a 500 000-character explicit key", _text("? " + "k" * 500_000 + "\n: 1\nname: lab\n"), "unknown key",
             lines=3),

@@ -4,6 +4,7 @@ within seconds — never an internal error (exit 70), a hang, or memory growth."
 
 from __future__ import annotations
 
+import re
 import resource
 import subprocess
 import sys
@@ -38,6 +39,8 @@ def test_hostile_file_is_refused_in_one_line(tmp_path, hostile):
     assert 1 <= len(lines) <= hostile.lines, result.stderr[:2000]
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     assert lines[0].startswith(f"error: {path}"), lines[0][:300]
+    if hostile.positioned:
+        assert re.match(rf"error: {re.escape(str(path))}:\d+:\d+: ", lines[0]), lines[0][:300]
     assert hostile.words in lines[0], lines[0][:300]
     assert max(len(line) for line in lines) < 600, "a huge value must not be echoed back whole"
     assert elapsed < LIMIT_SECONDS, elapsed
