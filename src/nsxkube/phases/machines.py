@@ -213,7 +213,8 @@ class MachinesPhase:
             vm = read_vm(session, ref, owner_key)
         else:
             vm = observed.state.vms[machine.name]
-        # A clone applies the size itself on vCenter; older simulators ignore it: check and correct.
+        # The disk grows here, after the clone (see clone_spec); CPUs/memory that an old simulator ignored in
+        # the clone, and an update's NIC and guestinfo, are corrected in the same reconfigure.
         spec = size_spec(vm, machine, observed.placement.network)
         if spec is not None:
             update_vm(session, waiter, vm, spec, timeout)
