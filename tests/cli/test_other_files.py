@@ -119,3 +119,11 @@ def test_a_broken_known_hosts_file_is_a_provider_error(tmp_path, make):
             handle.truncate(17 << 20)
     with pytest.raises(ProviderError, match="cannot read the known_hosts file"):
         read_known_hosts(path)
+
+
+def test_hostile_lines_of_the_request_log_are_skipped(tmp_path):
+    from nsxkube.lab.summary import _request_counts
+
+    log = tmp_path / "nsx-requests.jsonl"
+    log.write_text('{"method": "PATCH"}\n[1, 2]\n' + "[" * 100_000 + "\nnot json\n" + '{"method": "GET"}\n')
+    assert _request_counts(log) == {"PATCH": 1, "GET": 1}
