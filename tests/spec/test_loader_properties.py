@@ -13,6 +13,7 @@ from nsxkube.cli.commands import example_text
 from nsxkube.design import analyse
 from nsxkube.errors import SpecError
 from nsxkube.spec import parse_spec
+from nsxkube.spec.load import locate
 from tests.support.specs import example_data
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -29,7 +30,10 @@ def check_offline(text: str) -> None:
         assert line and "\n" not in line, line
         assert len(line) < 1000, line[:300]
         return
-    analyse(spec)
+    _, problems = analyse(spec)
+    for problem in problems:  # check places each design problem in the file, as the CLI does
+        locate(text, problem.key)
+        assert "\n" not in problem.one_line("cluster.yaml")
 
 
 scalars = st.one_of(
