@@ -127,3 +127,15 @@ def test_hostile_lines_of_the_request_log_are_skipped(tmp_path):
     log = tmp_path / "nsx-requests.jsonl"
     log.write_text('{"method": "PATCH"}\n[1, 2]\n' + "[" * 100_000 + "\nnot json\n" + '{"method": "GET"}\n')
     assert _request_counts(log) == {"PATCH": 1, "GET": 1}
+
+
+def test_a_bundle_with_too_many_entries_is_refused_before_its_index_is_read(tmp_path, monkeypatch):
+    import nsxkube.images as images
+
+    monkeypatch.setattr(images, "MEMBER_LIMIT", 10)
+    bundle = tmp_path / "images.tar"
+    _tar(bundle, {**{f"blobs/sha256/{i:064x}": b"x" for i in range(11)}, "index.json": b'{"manifests": []}'})
+    with pytest.raises(BundleError, match="more than 10 entries"):
+        bundle_references(bundle)
+    _tar(bundle, {**{f"blobs/sha256/{i:064x}": b"x" for i in range(9)}, "./index.json": b'{"manifests": []}'})
+    assert bundle_references(bundle) == []

@@ -63,17 +63,32 @@ INDEX_LIMIT = 4 << 20
 """index.json / manifest.json of a bundle: a few KiB per image; 4 MiB holds thousands."""
 
 
-def _read_member(archive: tarfile.TarFile, name: str) -> bytes | None:
-    for candidate in (name, f"./{name}"):
-        try:
-            member = archive.getmember(candidate)
-        except KeyError:
-            continue
-        if member.size > INDEX_LIMIT:
-            raise BundleError(f"its {name} is {member.size} bytes, more than an image index holds (4 MiB)")
-        handle = archive.extractfile(member)
-        return handle.read(INDEX_LIMIT + 1) if handle is not None else None
-    return None
+MEMBER_LIMIT = 100_000
+"""Entries in a bundle: a layer is one blob, a few hundred for every image a cluster needs; the
+headers of more would only cost time and memory before anything is read."""
+
+
+def _index_members(archive: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
+    """index.json and manifest.json of the archive (the last of each name, as tar extracts it)."""
+    found: dict[str, tarfile.TarInfo] = {}
+    for count, member in enumerate(archive, start=1):
+        if count > MEMBER_LIMIT:
+            raise BundleError(f"more than {MEMBER_LIMIT} entries: not an image bundle")
+        name = member.name.removeprefix("./")
+        if name in ("index.json", "manifest.json") and member.isfile():
+            found[name] = member
+    archive.members = []  # the headers read are not needed any more
+    return found
+
+
+def _read_member(archive: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) -> bytes | None:
+    member = members.get(name)
+    if member is None:
+        return None
+    if member.size > INDEX_LIMIT:
+        raise BundleError(f"its {name} is {member.size} bytes, more than an image index holds (4 MiB)")
+    handle = archive.extractfile(member)
+    return handle.read(INDEX_LIMIT + 1) if handle is not None else None
 
 
 def _index_json(path: Path, name: str, data: bytes, kind: type) -> Any:
@@ -94,8 +109,9 @@ def bundle_references(path: Path) -> list[str]:
     """The image names in a bundle (OCI layout or ``docker save`` archive, plain or gzip), sorted."""
     try:
         with tarfile.open(path, "r:*") as archive:
-            index = _read_member(archive, "index.json")
-            manifest = _read_member(archive, "manifest.json")
+            members = _index_members(archive)
+            index = _read_member(archive, members, "index.json")
+            manifest = _read_member(archive, members, "manifest.json")
     except (OSError, tarfile.TarError, EOFError) as error:
         raise BundleError(f"{path}: not a readable tar archive ({error})") from None
     except BundleError as error:
