@@ -7,6 +7,8 @@ asserted in tests, so a slow CI machine never fails the suite.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -66,7 +68,51 @@ def bench_cli(work: Path) -> None:
     print(f"cli: `nsxkube check -o json` 3 + 200 workers   {median_seconds(lambda: run_cli('check', str(big), '-o', 'json')) * 1000:7.0f} ms")
 
 
-SECTIONS: dict[str, Callable[[Path], None]] = {"cli": bench_cli}
+def check_once(path: Path) -> tuple[float, float, int, str]:
+    """One `nsxkube check PATH`: wall seconds, peak RSS in MiB, exit code, first line of stderr.
+
+    The peak is read by GNU time when installed (a small process in between: the child's high-water
+    mark would otherwise start at this benchmark's own size, copied by fork); else by wait4."""
+    gnu_time = shutil.which("time") if Path("/usr/bin/time").exists() else None
+    prefix = [gnu_time, "-f", "%M"] if gnu_time else []
+    start = time.perf_counter()
+    process = subprocess.Popen([*prefix, sys.executable, "-m", "nsxkube", "check", str(path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = (process.stderr.read() if process.stderr else b"").decode(errors="replace")
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    lines = stderr.strip().splitlines() or [""]
+    peak_kib = float(lines.pop()) if gnu_time and lines[-1].strip().isdigit() else usage.ru_maxrss
+    return seconds, peak_kib / 1024, os.waitstatus_to_exitcode(status), (lines or [""])[0]
+
+
+def bench_hostile(work: Path) -> None:
+    """Each hostile input of tests/cli/hostile_inputs.py through `nsxkube check`: median time of three
+    runs and peak memory (goal: < 1 s and < 200 MB each, exit 2 with one line). The seed spec is the
+    baseline: most of each figure is the interpreter starting."""
+    from tests.cli.hostile_inputs import HOSTILE
+
+    seed = write_spec(work, example_data(), "seed.yaml")
+    seconds, rss, code, _ = check_once(seed)
+    print(f"hostile: baseline `check` of the seed spec        {seconds * 1000:6.0f} ms {rss:6.1f} MiB  exit {code}")
+    worst_time = worst_rss = 0.0
+    clean = 0
+    for number, hostile in enumerate(HOSTILE):
+        path = work / f"hostile-{number}.yaml"
+        hostile.make(path)
+        runs = [check_once(path) for _ in range(3)]  # the median run: the machine may be busy
+        seconds, _, code, line = sorted(runs)[1]
+        rss = max(run[1] for run in runs)
+        worst_time, worst_rss = max(worst_time, seconds), max(worst_rss, rss)
+        ok = code == 2 and hostile.words in line
+        clean += ok
+        print(f"hostile: {hostile.label[:44]:44} {seconds * 1000:6.0f} ms {rss:6.1f} MiB  exit {code}"
+              f"{'' if ok else '  NOT REFUSED CLEANLY: ' + line[:120]}")
+    print(f"hostile: {clean} of {len(HOSTILE)} refused cleanly; worst {worst_time * 1000:.0f} ms, {worst_rss:.1f} MiB "
+          "(goal < 1 s, < 200 MB)")
+
+
+SECTIONS: dict[str, Callable[[Path], None]] = {"cli": bench_cli, "hostile": bench_hostile}
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 Layers, top to bottom (docs: architecture): cli → lab → pipeline and phases (one level; phases may
 import pipeline, not the reverse) → checks → providers → render → design → spec. One provider
 (providers/nsx, providers/vsphere, providers/nodes, …) never imports another. errors, findings,
-secrets, images, wording and the package root are shared leaves that any module may import; a leaf itself
+secrets, images, wording, untrusted and the package root are shared leaves that any module may import; a leaf itself
 imports only other leaves and spec. Nothing but cli imports lab, and lab imports anything but cli.
 
 Every import is read from the syntax tree, so imports inside functions and under TYPE_CHECKING
@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("design",),
     ("spec",),
 )
-LEAVES = frozenset({"errors", "findings", "secrets", "images", "wording", "nsxkube"})
+LEAVES = frozenset({"errors", "findings", "secrets", "images", "wording", "untrusted", "nsxkube"})
 # Sideways imports that the layering allows: (importer, imported) on the same level.
 SIDEWAYS = frozenset({("phases", "pipeline")})
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}

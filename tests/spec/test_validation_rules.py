@@ -97,7 +97,7 @@ DESIGN_ERRORS = [
     ({"ssh.public_keys": []}, "ssh.public_keys", "no SSH public key"),
     ({"nsx.vip_mode": "allowlist", "nsx.segment.cidr": "172.16.48.0/22", "nsx.segment.gateway": "172.16.48.1",
       "network.loadbalancer_pools": [{"name": "big", "range": "172.16.49.0-172.16.49.255"}]},
-     "network.loadbalancer_pools", "ARP bindings"),
+     "network.loadbalancer_pools", "address bindings"),
     ({"addons.cilium.kube_proxy_replacement": False}, "addons.ingress.controller", "kube-proxy replacement"),
     ({"addons.cilium.kube_proxy_replacement": False, "addons.ingress.controller": "none",
       "addons.gateway_api.enabled": False, "addons.loadbalancer.provider": "cilium-l2"},

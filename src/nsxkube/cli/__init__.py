@@ -40,7 +40,8 @@ class Output(StrEnum):
     json = "json"
 
 
-SpecPath = Annotated[Path, typer.Argument(help="the cluster file", show_default=True)]
+# readable=False: load_spec says in one line why a file cannot be read (click would print a usage block)
+SpecPath = Annotated[Path, typer.Argument(help="the cluster file", show_default=True, readable=False)]
 
 
 def _version(value: bool) -> None:

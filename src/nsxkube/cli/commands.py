@@ -12,6 +12,8 @@ from nsxkube.errors import UsageError
 from nsxkube.spec.example import example_text
 from nsxkube.spec.problems import Problem
 
+MAX_LISTED = 10  # problems shown one per line; a file with thousands (hostile or pasted wrongly) shows a count
+
 
 def write_example(path: Path, *, name: str | None, force: bool, from_nsx: str | None = None,
                   trust: Any = None) -> tuple[Path, list[str]]:
@@ -56,8 +58,10 @@ def check_spec(path: Path, *, as_json: bool, charts: bool = True) -> int:
         if as_json:
             print(json.dumps({"ok": False, "errors": [_problem_dict(p) for p in errors]}, indent=2))
         else:
-            for problem in errors:
+            for problem in errors[:MAX_LISTED]:
                 print(f"error: {problem.one_line(str(path))}", file=sys.stderr)
+            if len(errors) > MAX_LISTED:
+                print(f"error: … and {len(errors) - MAX_LISTED} more problems (fix these first)", file=sys.stderr)
         return SpecError.exit_code
     found = _chart_findings(design) if charts else []
     missing = [f for f in found if f.status == "fail"]
@@ -85,8 +89,13 @@ def _chart_findings(design: Any) -> list[Any]:
 
 def _with_position(problem: Problem, path: Path) -> Problem:
     from nsxkube.spec.load import locate
+    from nsxkube.untrusted import InputError, read_text
 
-    line, column = locate(path.read_text(encoding="utf-8"), problem.key)
+    try:
+        text = read_text(path)
+    except InputError:  # read a moment ago: changed since; the problem is shown without its position
+        return problem
+    line, column = locate(text, problem.key)
     return dataclasses.replace(problem, line=line, column=column) if line else problem
 
 

@@ -29,7 +29,7 @@ class DiscoverOutput(StrEnum):
 
 @nsx_app.command()
 def discover(
-    path: Annotated[Path, typer.Argument(help="the cluster file")] = Path("cluster.yaml"),
+    path: Annotated[Path, typer.Argument(help="the cluster file", readable=False)] = Path("cluster.yaml"),
     output: Annotated[DiscoverOutput, typer.Option("--output", "-o", help="text for people, json for scripts")]
     = DiscoverOutput.text,
     report: Annotated[Path | None, typer.Option("--report", help="also write the investigation report (Markdown)")]

@@ -18,7 +18,8 @@ template_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-SpecPath = Annotated[Path, typer.Argument(help="the cluster file", show_default=True)]
+# readable=False: load_spec says in one line why a file cannot be read (click would print a usage block)
+SpecPath = Annotated[Path, typer.Argument(help="the cluster file", show_default=True, readable=False)]
 
 
 @template_app.command("check")

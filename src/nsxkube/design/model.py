@@ -61,6 +61,28 @@ class Design:
         return f"{host}:{API_PORT}"
 
 
+PORT_BINDING_LIMIT = 256
+"""IP bindings NSX keeps for one segment port. NSX documents no maximum for a SegmentPort's manual
+``address_bindings``; the documented per-port bound on the addresses it binds to a port is IP
+discovery's ``ArpSnoopingConfig.arp_binding_limit``: minimum 1, maximum 256 "arp snooped IP addresses
+to be remembered per LogicalPort" (NSX-T Data Center REST API, type ArpSnoopingConfig). A control
+plane's port carries its own address, the API VIP and every LoadBalancer pool address (allowlist
+mode), and the IP discovery profile nsxkube binds to the segment must remember them all."""
+
+
+def port_binding_problems(pool_addresses: int) -> list[Problem]:
+    """allowlist mode: the bindings of a control plane's port (own address + API VIP + pools) within the limit."""
+    per_port = 2 + pool_addresses
+    if per_port <= PORT_BINDING_LIMIT:
+        return []
+    room = PORT_BINDING_LIMIT - 2
+    return [Problem("network.loadbalancer_pools", f"{pool_addresses} pool addresses would give each control plane's "
+                    f"segment port {per_port} address bindings (its own address, the API VIP and every pool "
+                    f"address), more than the {PORT_BINDING_LIMIT} NSX keeps per port",
+                    hint=f"shrink the pools to at most {room} addresses in total, or set nsx.vip_mode: "
+                    "segment-profiles (SpoofGuard's allowlist off: no per-address bindings)")]
+
+
 def analyse(spec: ClusterSpec) -> tuple[Design | None, list[Problem]]:
     """Derive the design and every finding; the design is None when any finding is an error."""
     versions, problems = resolve_versions(spec.kubernetes.version)
@@ -147,11 +169,8 @@ def _cluster_rules(spec: ClusterSpec) -> list[Problem]:
         problems.append(Problem("ssh.public_keys", "no SSH public key: nobody could log in to the nodes",
                                 hint="add the public key that matches ssh.private_key_file"))
 
-    allowlisted = 1 + sum(p.range.size for p in network.loadbalancer_pools)
-    if spec.nsx.vip_mode == "allowlist" and allowlisted + 1 > 256:
-        problems.append(Problem("network.loadbalancer_pools", f"{allowlisted} VIP and pool addresses exceed the 255 "
-                                "extra ARP bindings NSX IP discovery keeps per port",
-                                hint="shrink the pools or use nsx.vip_mode: segment-profiles"))
+    if spec.nsx.vip_mode == "allowlist":
+        problems += port_binding_problems(sum(p.range.size for p in network.loadbalancer_pools))
 
     addons = spec.addons
     if addons.ingress.controller == "ingress-nginx":

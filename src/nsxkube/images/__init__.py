@@ -21,13 +21,14 @@ brings up and runs the script before kubeadm. The test nodes (tests/nodes) load 
 
 from __future__ import annotations
 
-import json
 import shlex
 import tarfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from nsxkube.spec.problems import Problem
+from nsxkube.untrusted import InputError, load_json
 from nsxkube.wording import and_more
 
 PRELOAD_SCRIPT = "scripts/preload-images.sh"
@@ -59,34 +60,75 @@ def normalize_reference(reference: str) -> str:
     return f"{name}@{digest}" if digest else name
 
 
-def _read_member(archive: tarfile.TarFile, name: str) -> bytes | None:
-    for candidate in (name, f"./{name}"):
-        try:
-            member = archive.getmember(candidate)
-        except KeyError:
-            continue
-        handle = archive.extractfile(member)
-        return handle.read() if handle is not None else None
-    return None
+INDEX_LIMIT = 4 << 20
+"""index.json / manifest.json of a bundle: a few KiB per image; 4 MiB holds thousands."""
+
+
+MEMBER_LIMIT = 100_000
+"""Entries in a bundle: a layer is one blob, a few hundred for every image a cluster needs; the
+headers of more would only cost time and memory before anything is read."""
+
+
+def _index_members(archive: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
+    """index.json and manifest.json of the archive (the last of each name, as tar extracts it)."""
+    found: dict[str, tarfile.TarInfo] = {}
+    for count, member in enumerate(archive, start=1):
+        if count > MEMBER_LIMIT:
+            raise BundleError(f"more than {MEMBER_LIMIT} entries: not an image bundle")
+        name = member.name.removeprefix("./")
+        if name in ("index.json", "manifest.json") and member.isfile():
+            found[name] = member
+    archive.members = []  # the headers read are not needed any more
+    return found
+
+
+def _read_member(archive: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) -> bytes | None:
+    member = members.get(name)
+    if member is None:
+        return None
+    if member.size > INDEX_LIMIT:
+        raise BundleError(f"its {name} is {member.size} bytes, more than an image index holds (4 MiB)")
+    handle = archive.extractfile(member)
+    return handle.read(INDEX_LIMIT + 1) if handle is not None else None
+
+
+def _index_json(path: Path, name: str, data: bytes, kind: type) -> Any:
+    try:
+        value = load_json(data)
+    except InputError as error:
+        raise BundleError(f"{path}: its {name} is not readable: {error}") from None
+    if not isinstance(value, kind):
+        raise BundleError(f"{path}: its {name} is not a JSON {'list' if kind is list else 'object'}")
+    return value
+
+
+def _objects(values: Any) -> list[dict[str, Any]]:
+    return [value for value in values if isinstance(value, dict)] if isinstance(values, list) else []
 
 
 def bundle_references(path: Path) -> list[str]:
     """The image names in a bundle (OCI layout or ``docker save`` archive, plain or gzip), sorted."""
     try:
         with tarfile.open(path, "r:*") as archive:
-            index = _read_member(archive, "index.json")
-            manifest = _read_member(archive, "manifest.json")
-    except (OSError, tarfile.TarError) as error:
+            members = _index_members(archive)
+            index = _read_member(archive, members, "index.json")
+            manifest = _read_member(archive, members, "manifest.json")
+    except (OSError, tarfile.TarError, EOFError) as error:
         raise BundleError(f"{path}: not a readable tar archive ({error})") from None
+    except BundleError as error:
+        raise BundleError(f"{path}: {error}") from None
     names: set[str] = set()
     if manifest is not None:  # docker save
-        for entry in json.loads(manifest):
-            names.update(normalize_reference(tag) for tag in entry.get("RepoTags") or [])
+        for entry in _objects(_index_json(path, "manifest.json", manifest, list)):
+            tags = entry.get("RepoTags") or []
+            names.update(normalize_reference(tag) for tag in (tags if isinstance(tags, list) else [])
+                         if isinstance(tag, str))
     if index is not None:  # OCI image layout
-        for descriptor in json.loads(index).get("manifests", []):
-            annotations = descriptor.get("annotations") or {}
+        for descriptor in _objects(_index_json(path, "index.json", index, dict).get("manifests")):
+            annotations = descriptor.get("annotations")
+            annotations = annotations if isinstance(annotations, dict) else {}
             name = annotations.get(_CONTAINERD_NAME) or annotations.get(_OCI_REF_NAME)
-            if name and ("/" in name or ":" in name):  # a bare ref.name ("v1.35.8") names no image
+            if isinstance(name, str) and ("/" in name or ":" in name):  # a bare ref.name ("v1.35.8") names no image
                 names.add(normalize_reference(name))
     if index is None and manifest is None:
         raise BundleError(f"{path}: neither an OCI image layout (index.json) nor a docker save archive (manifest.json)")

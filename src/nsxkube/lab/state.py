@@ -17,6 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from nsxkube.errors import UsageError
+from nsxkube.untrusted import InputError, read_text
+
 STATE_FILE = "lab.json"
 ENV_FILE = "lab.env"
 LOG_FILE = "lab.log"
@@ -25,6 +28,7 @@ REQUEST_LOG = "nsx-requests.jsonl"
 CLUSTER_FILE = "cluster.yaml"
 SSH_KEY = "ssh/id_ed25519"
 SUPERVISOR_MODULE = "nsxkube.lab.supervisor"
+STATE_LIMIT = 64 << 10  # lab.json and lab.env are a few hundred bytes; anything larger is not ours
 
 
 @dataclass(frozen=True)
@@ -85,8 +89,16 @@ def write_env(lab_dir: Path, values: dict[str, str]) -> None:
 def read_env(lab_dir: Path) -> dict[str, str]:
     """The values of DIR/lab.env, as `source` would set them."""
     values = {}
-    for line in (lab_dir / ENV_FILE).read_text(encoding="utf-8").splitlines():
-        words = shlex.split(line, comments=True)
+    try:
+        text = read_text(lab_dir / ENV_FILE, limit=STATE_LIMIT)
+    except InputError as err:
+        raise UsageError(f"{lab_dir / ENV_FILE}: cannot read: {err}", hint="start the lab again with `nsxkube lab up`") \
+            from None
+    for line in text.splitlines():
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:  # an unbalanced quote: a line `source` would also refuse
+            continue
         if len(words) == 2 and words[0] == "export" and "=" in words[1]:
             name, value = words[1].split("=", 1)
             values[name] = value
@@ -95,11 +107,10 @@ def read_env(lab_dir: Path) -> dict[str, str]:
 
 def read_state(lab_dir: Path) -> LabState | None:
     try:
-        return LabState.from_json((lab_dir / STATE_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        return LabState.from_json(read_text(lab_dir / STATE_FILE, limit=STATE_LIMIT))
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        # missing (InputError is a ValueError), torn, foreign or hostile: treated as no running lab
         return None
-    except (ValueError, KeyError, TypeError):
-        return None  # a torn or foreign file: treated as no running lab (its pid is checked anyway)
 
 
 def is_supervisor(pid: int) -> bool:

@@ -108,6 +108,6 @@ def _request_counts(log: Path) -> Counter[str]:
     for line in lines:
         try:
             counts[str(json.loads(line).get("method", "?"))] += 1
-        except ValueError:
+        except (ValueError, AttributeError, RecursionError):  # a torn, foreign or hostile line is not a request
             continue
     return counts

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nsxkube.pipeline.runner import RunResult
+from nsxkube.untrusted import InputError, read_json
 
 RECORD = "last-{verb}.json"
 
@@ -46,6 +47,7 @@ def record_run(workdir: Path, result: RunResult) -> Path:
 def read_record(workdir: Path, verb: str) -> dict[str, Any] | None:
     """The last run's record of ``verb``, or None when there is none (or it cannot be read)."""
     try:
-        return json.loads((workdir / RECORD.format(verb=verb)).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = read_json(workdir / RECORD.format(verb=verb))
+    except InputError:  # missing, torn, foreign or hostile (bounded: see nsxkube.untrusted)
         return None
+    return record if isinstance(record, dict) else None

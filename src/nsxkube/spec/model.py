@@ -14,7 +14,25 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from nsxkube.spec.types import Address, Cidr, DnsLabel, DnsName, EnvName, Range
+from nsxkube.spec.types import (
+    AbsolutePath,
+    Address,
+    Cidr,
+    DnsLabel,
+    DnsName,
+    Endpoint,
+    EnvName,
+    FilePath,
+    FolderPath,
+    Host,
+    HttpUrl,
+    InventoryName,
+    NsxId,
+    Range,
+    Text,
+    check_host,
+    check_http_url,
+)
 
 
 class Strict(BaseModel):
@@ -34,7 +52,7 @@ _THUMBPRINT = re.compile(r"^([0-9A-Fa-f]{2}:){19}[0-9A-Fa-f]{2}$|^([0-9A-Fa-f]{2
 class Tls(Strict):
     """How the server's certificate is trusted. Verification is on unless ``insecure`` is set."""
 
-    ca_file: Path | None = Field(default=None, description="PEM file of the CA that signed the server certificate")
+    ca_file: FilePath | None = Field(default=None, description="PEM file of the CA that signed the server certificate")
     thumbprint: str | None = Field(default=None, description="SHA-256 (or SHA-1) of the certificate, AA:BB:…")
     insecure: bool = Field(default=False, description="skip certificate verification (loud warning every run)")
 
@@ -59,20 +77,20 @@ class Kubernetes(Strict):
     service_cidr: Cidr = Field(default=ipaddress.IPv4Network("10.96.0.0/12"), description="Service ClusterIPs; at most a /12")
     dns_domain: DnsName = Field(default="cluster.local", description="cluster DNS domain")
     api_dns_name: DnsName | None = Field(default=None, description="DNS name of the API VIP; added to the certificate SANs")
-    image_bundle: Path | None = Field(
+    image_bundle: FilePath | None = Field(
         default=None, description="image archive (OCI layout or docker save) preloaded into containerd on every node "
         "before kubeadm, for sites without a registry; must hold every image `nsxkube check` lists")
 
 
 class Vsphere(Strict):
-    server: str = Field(description="vCenter host name or address")
-    datacenter: str = Field(description="datacenter name")
-    cluster: str = Field(description="compute cluster name")
-    datastore: str = Field(description="datastore for the VM disks")
-    folder: str | None = Field(default=None, description="VM folder path; default the datacenter's VM root")
-    resource_pool: str | None = Field(default=None, description="default the cluster's root pool")
-    template: str = Field(default="ubuntu-2404-k8s-template", description="the node template (see `nsxkube template`)")
-    network: str = Field(default="k8s-nodes-segment", description="port group of the node segment")
+    server: Endpoint = Field(description="vCenter host name or address, optionally :port")
+    datacenter: InventoryName = Field(description="datacenter name")
+    cluster: InventoryName = Field(description="compute cluster name")
+    datastore: InventoryName = Field(description="datastore for the VM disks")
+    folder: FolderPath | None = Field(default=None, description="VM folder path; default the datacenter's VM root")
+    resource_pool: InventoryName | None = Field(default=None, description="default the cluster's root pool")
+    template: InventoryName = Field(default="ubuntu-2404-k8s-template", description="the node template (see `nsxkube template`)")
+    network: InventoryName = Field(default="k8s-nodes-segment", description="port group of the node segment")
     credentials: Credentials = Credentials(user_env="VSPHERE_USER", password_env="VSPHERE_PASSWORD")
     tls: Tls = Tls()
     anti_affinity: bool = Field(default=True, description="DRS rules: control planes on different hosts, workers spread")
@@ -95,13 +113,13 @@ class Dfw(Strict):
 
 
 class Nsx(Strict):
-    manager: str = Field(description="NSX Manager host name or address")
+    manager: Endpoint = Field(description="NSX Manager host name or address, optionally :port")
     credentials: Credentials = Credentials(user_env="NSX_USER", password_env="NSX_PASSWORD")
     tls: Tls = Tls()
     auth: Literal["session", "basic"] = Field(default="session", description="session login with XSRF token, or basic auth per call")
-    transport_zone: str = Field(description="overlay transport zone id for the segment")
-    tier1: str = Field(description="tier-1 gateway id the segment attaches to")
-    domain: str = Field(default="default", description="policy domain of groups and the DFW policy")
+    transport_zone: NsxId = Field(description="overlay transport zone id for the segment")
+    tier1: NsxId = Field(description="tier-1 gateway id the segment attaches to")
+    domain: NsxId = Field(default="default", description="policy domain of groups and the DFW policy")
     segment: Segment = Segment()
     tep_mtu: int = Field(default=1700, ge=1280, le=9216, description="TEP / uplink MTU of the NSX hosts (Geneve underlay)")
     vip_mode: Literal["allowlist", "segment-profiles"] = Field(
@@ -122,15 +140,25 @@ class LoadBalancerPool(Strict):
 
 class Proxy(Strict):
     url: str
-    no_proxy: list[str] = []
+    no_proxy: list[str] = Field(default=[], description="hosts, .domains and CIDRs reached without the proxy")
+
+    @field_validator("no_proxy")
+    @classmethod
+    def _no_proxy(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            if not re.fullmatch(r"[A-Za-z0-9.*:/_\[\]-]{1,253}", entry):
+                raise ValueError(f"{entry!r} is not a host, .domain or CIDR (one per list item, no spaces or commas)")
+        return entries
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+(:\d+)?/?$", value):
-            raise ValueError("must look like http://proxy.example.com:3128 (no credentials in the file)")
         if "@" in value:
             raise ValueError("must not carry credentials: nsxkube never writes secrets into files")
+        match = re.fullmatch(r"https?://([^/\s:]+)(?::(\d{1,5}))?/?", value)
+        if not match or (match.group(2) and not 1 <= int(match.group(2)) <= 65535):
+            raise ValueError("must look like http://proxy.example.com:3128 (port 1-65535, no credentials in the file)")
+        check_host(match.group(1))
         return value.rstrip("/")
 
 
@@ -141,7 +169,7 @@ class Network(Strict):
     ]
     node_mtu: int = Field(default=1500, ge=1280, le=9000, description="MTU of the node NICs; ≤ TEP MTU − 100")
     dns_servers: list[Address] = Field(default=[], description="resolvers for the nodes (at least one)")
-    ntp_servers: list[str] = Field(default=[], description="time servers (names or addresses)")
+    ntp_servers: list[Host] = Field(default=[], description="time servers (names or addresses)")
     search_domains: list[DnsName] = Field(default=[], description="DNS search domains of the nodes")
     admin_networks: list[Cidr] = Field(default=[], description="may reach the API (6443) and SSH (22)")
     client_networks: list[Cidr] = Field(
@@ -150,7 +178,7 @@ class Network(Strict):
     loadbalancer_ports: list[int] = Field(default=[80, 443], description="TCP ports the DFW opens to LoadBalancer IPs")
     nodeport: bool = Field(default=True, description="open the NodePort range to client_networks")
     proxy: Proxy | None = Field(default=None, description="HTTP(S) proxy for packages and images")
-    apt_mirror: str | None = Field(default=None, description="Ubuntu archive mirror URL")
+    apt_mirror: HttpUrl | None = Field(default=None, description="Ubuntu archive mirror URL")
     registry_mirrors: dict[str, str] = Field(
         default={}, description="registry host → mirror URL, e.g. registry.k8s.io: https://mirror.local"
     )
@@ -161,16 +189,20 @@ class Network(Strict):
         for registry, mirror in mirrors.items():
             if not re.match(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?$", registry):
                 raise ValueError(f"{registry!r} is not a registry host[:port] such as registry.k8s.io")
-            if not re.match(r"^https?://[^\s@]+$", mirror):
-                raise ValueError(f"mirror for {registry} must be an http(s) URL without credentials")
+            try:
+                check_http_url(mirror)
+            except ValueError:
+                raise ValueError(f"mirror for {registry} must be an http(s) URL without credentials") from None
         return mirrors
 
     @field_validator("loadbalancer_ports")
     @classmethod
     def _ports(cls, ports: list[int]) -> list[int]:
-        for port in ports:
+        for index, port in enumerate(ports):
             if not 1 <= port <= 65535:
                 raise ValueError(f"{port} is not a TCP port (1-65535)")
+            if port in ports[:index]:
+                raise ValueError(f"port {port} is listed twice")
         return ports
 
 
@@ -198,10 +230,21 @@ class Ssh(Strict):
     user: str = Field(default="ubuntu", pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="login user created on every node")
     port: int = Field(default=22, ge=1, le=65535)
     public_keys: list[str] = Field(default=[], description="OpenSSH public keys allowed to log in")
-    private_key_file: Path = Field(default=Path("~/.ssh/id_ed25519"), description="key nsxkube logs in with")
-    known_hosts_file: Path | None = Field(default=None, description="default <workdir>/known_hosts")
+    private_key_file: FilePath = Field(default=Path("~/.ssh/id_ed25519"), description="key nsxkube logs in with")
+    known_hosts_file: FilePath | None = Field(default=None, description="default <workdir>/known_hosts")
     trust_on_first_use: bool = Field(default=False, description="accept and record unknown host keys (fingerprint printed)")
     bastion: str | None = Field(default=None, description="jump host as user@host[:port]")
+
+    @field_validator("bastion")
+    @classmethod
+    def _bastion(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        match = re.fullmatch(r"(?:([a-z_][a-z0-9_-]{0,31})@)?([^@:\s]+)(?::(\d{1,5}))?", value)
+        if not match or (match.group(3) and not 1 <= int(match.group(3)) <= 65535):
+            raise ValueError(f"{value!r} is not user@host[:port] (port 1-65535)")
+        check_host(match.group(2))
+        return value
 
     @field_validator("public_keys")
     @classmethod
@@ -238,8 +281,9 @@ class GatewayApi(Strict):
 class Storage(Strict):
     enabled: bool = True
     class_name: DnsLabel = "vsphere-csi"
-    storage_policy: str | None = None
-    datastore_url: str | None = None
+    storage_policy: Text | None = Field(default=None, description="vSphere storage policy name of the StorageClass")
+    datastore_url: str | None = Field(default=None, pattern=r"^ds:///\S+$",
+                                      description="datastore URL (ds:///vmfs/volumes/…/) of the StorageClass")
     default_class: bool = True
     fstype: Literal["ext4", "xfs"] = "ext4"
     reclaim_policy: Literal["Delete", "Retain"] = "Delete"
@@ -258,33 +302,45 @@ class Enabled(Strict):
 class Monitoring(Strict):
     enabled: bool = True
     grafana: bool = True
-    retention: str = Field(default="15d", pattern=r"^\d+[hdwy]$")
-    storage_gib: int = Field(default=50, ge=1)
+    retention: str = Field(default="15d", pattern=r"^[1-9]\d{0,4}[hdwy]$", description="Prometheus retention: 15d, 12w…")
+    storage_gib: int = Field(default=50, ge=1, le=65_536)
+
+
+def check_cron(value: str) -> str:
+    """Five fields of digits, names, ``*``, ``/``, ``,`` and ``-``: what cron and a CronJob accept."""
+    fields = value.split()
+    if len(fields) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,-]{1,64}", f) for f in fields):
+        raise ValueError("must be a five-field cron expression such as '0 */6 * * *'")
+    return " ".join(fields)
 
 
 class EtcdBackup(Strict):
     enabled: bool = True
     schedule: str = Field(default="0 */6 * * *", description="cron expression, node local time")
     keep: int = Field(default=28, ge=1, le=10_000, description="snapshots kept per control plane")
-    directory: str = "/var/backups/etcd"
+    directory: AbsolutePath = Field(default="/var/backups/etcd", description="absolute path on the control planes")
 
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if len(value.split()) != 5:
-            raise ValueError("must be a five-field cron expression such as '0 */6 * * *'")
-        return value
+        return check_cron(value)
 
 
 class Velero(Strict):
     enabled: bool = False
-    s3_url: str | None = None
-    bucket: str | None = None
-    region: str = "us-east-1"
+    s3_url: HttpUrl | None = None
+    bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                               description="S3 bucket name (3-63 lowercase letters, digits, . and -)")
+    region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]{1,64}$")
     access_key_env: EnvName = "VELERO_S3_ACCESS_KEY"
     secret_key_env: EnvName = "VELERO_S3_SECRET_KEY"
-    schedule: str = "0 2 * * *"
-    ttl: str = Field(default="720h", pattern=r"^\d+h$")
+    schedule: str = Field(default="0 2 * * *", description="cron expression of the Velero backup schedule")
+    ttl: str = Field(default="720h", pattern=r"^[1-9]\d{0,5}h$", description="how long a backup is kept, in hours")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return check_cron(value)
 
     @model_validator(mode="after")
     def _target(self) -> Velero:

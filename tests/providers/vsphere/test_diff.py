@@ -16,7 +16,16 @@ from nsxkube.providers.vsphere.diff import (
     is_our_rule,
     placement_warnings,
 )
-from nsxkube.providers.vsphere.model import AntiAffinityRule, LiveCluster, LiveDisk, LiveRule, LiveVm, Machine
+from nsxkube.providers.vsphere.model import (
+    AntiAffinityRule,
+    LiveCluster,
+    LiveDisk,
+    LiveNetwork,
+    LiveNic,
+    LiveRule,
+    LiveVm,
+    Machine,
+)
 
 GIB_KIB = 1024 * 1024
 WORKER = Machine("k8s-prod-worker-1", "worker", "172.16.50.14", cpus=4, memory_mib=16384, disk_gib=100)
@@ -52,7 +61,56 @@ def disk(gib: int) -> tuple[LiveDisk, ...]:
     (live(is_template=True), "conflict", (), "a template with this name exists"),
 ])  # fmt: skip
 def test_diff_machine(observed: LiveVm | None, action: str, fields: tuple[str, ...], detail: str) -> None:
-    diff = diff_machine(WORKER, observed, "k8s-prod")
+    assert_diff(diff_machine(WORKER, observed, "k8s-prod"), action, fields, detail)
+
+
+GUESTINFO = {"guestinfo.metadata": "H4sImeta", "guestinfo.metadata.encoding": "gzip+base64",
+             "guestinfo.userdata": "H4sIuser", "guestinfo.userdata.encoding": "gzip+base64"}
+RENDERED = replace(WORKER, guestinfo=GUESTINFO)
+SEGMENT = LiveNetwork("k8s-nodes-segment", "dvportgroup-12", "distributed", switch_uuid="50 2a",
+                      portgroup_key="dvportgroup-12")
+OPAQUE = LiveNetwork("k8s-nodes-segment", "network-5", "opaque", opaque_id="ls-7", opaque_type="nsx.LogicalSwitch")
+STANDARD = LiveNetwork("k8s-nodes-segment", "network-9", "standard")
+NIC = LiveNic(4000, "Network adapter 1", "vmxnet3", "00:50:56:aa:bb:cc", "dvportgroup-12")
+CONVERGED = live(nics=(NIC,), extra_config={**GUESTINFO, "nsxkube.cluster": "k8s-prod"})
+
+
+def converged(**changes: object) -> LiveVm:
+    return replace(CONVERGED, **changes)
+
+
+@pytest.mark.parametrize(("observed", "network", "action", "fields", "detail"), [
+    (CONVERGED, SEGMENT, "unchanged", (), ""),
+    (CONVERGED, None, "unchanged", (), ""),  # the port group is not published yet: the NIC is not judged
+    (converged(nics=(replace(NIC, network="dvportgroup-99"),)), SEGMENT, "update",
+     ("network dvportgroup-99→k8s-nodes-segment",), ""),
+    (converged(nics=(replace(NIC, network="network-7"),)), SEGMENT, "update",
+     ("network network-7→k8s-nodes-segment",), ""),
+    (converged(nics=(replace(NIC, network=None),)), SEGMENT, "update", ("network none→k8s-nodes-segment",), ""),
+    (converged(nics=()), SEGMENT, "update", ("network adapter on k8s-nodes-segment",), ""),
+    (converged(nics=(replace(NIC, network="ls-7"),)), OPAQUE, "unchanged", (), ""),
+    (converged(nics=(replace(NIC, network="network-9"),)), STANDARD, "unchanged", (), ""),
+    (converged(nics=(replace(NIC, network="k8s-nodes-segment"),)), STANDARD, "unchanged", (), ""),  # deviceName
+    (converged(disks=()), SEGMENT, "manual", ("disk missing",), "it has no disk"),
+    (converged(disks=disk(60)), SEGMENT, "update", ("disk 60→100 GiB",), "size drifted"),
+    (converged(extra_config={}, power_state="poweredOff"), SEGMENT, "update",
+     ("guestinfo metadata, metadata.encoding, userdata, userdata.encoding", "power on"), ""),
+    (converged(extra_config={**GUESTINFO, "guestinfo.userdata": "H4sIold"}, power_state="poweredOff"), SEGMENT,
+     "update", ("guestinfo userdata", "power on"), ""),
+    (converged(extra_config={**GUESTINFO, "guestinfo.userdata": "H4sIold"}), SEGMENT, "manual",
+     ("guestinfo userdata",), "does not read again: rebuild the node"),
+    (converged(extra_config={**GUESTINFO, "guestinfo.userdata": "H4sIold"}, nics=()), SEGMENT, "manual",
+     ("network adapter on k8s-nodes-segment", "guestinfo userdata"), "rebuild the node"),
+    (converged(nics=(replace(NIC, network="dvportgroup-99"),), cpus=2, cpu_hot_add=True), SEGMENT, "update",
+     ("cpus 2→4", "network dvportgroup-99→k8s-nodes-segment"), "size drifted"),
+])  # fmt: skip
+def test_diff_machine_against_what_vcenter_answers(observed: LiveVm, network: LiveNetwork | None, action: str,
+                                                   fields: tuple[str, ...], detail: str) -> None:
+    """NIC backing, disks, CPU, memory and guestinfo: a VM on the wrong network is not 'unchanged'."""
+    assert_diff(diff_machine(RENDERED, observed, "k8s-prod", network), action, fields, detail)
+
+
+def assert_diff(diff: Diff, action: str, fields: tuple[str, ...], detail: str) -> None:
     assert (diff.action, diff.kind, diff.name, diff.fields) == (action, "vm", WORKER.name, fields)
     assert detail in diff.detail and (detail or not diff.detail or action == "create")
     assert "\n" not in diff.detail

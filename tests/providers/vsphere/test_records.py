@@ -145,8 +145,8 @@ def test_the_clone_spec_carries_size_nic_guestinfo_uuid_and_marker(network: Live
     assert (spec.config.numCPUs, spec.config.memoryMB) == (4, 8192)
     assert {o.key: o.value for o in spec.config.extraConfig} == {
         **NODE.guestinfo, "disk.EnableUUID": "TRUE", OWNER_EXTRA_CONFIG: "k8s-prod"}
-    disk, nic = (c.device for c in spec.config.deviceChange)
-    assert (disk.key, disk.capacityInKB, disk.capacityInBytes) == (2000, 60 * GIB_KIB, 60 * GIB_KIB * 1024)
+    # the disk is grown by a reconfigure after the clone, never in the CloneSpec (see clone_spec: vcsim)
+    [nic] = (c.device for c in spec.config.deviceChange)
     assert type(nic.backing).__name__.rsplit(".", 1)[-1] == backing and nic.addressType == "generated"
     assert nic.connectable.startConnected
     assert TEMPLATE.disks[0].device.capacityInKB == 40 * GIB_KIB  # the template's device objects stay as read
@@ -155,19 +155,41 @@ def test_the_clone_spec_carries_size_nic_guestinfo_uuid_and_marker(network: Live
     assert nic_backing(network).__class__ is type(nic.backing)
 
 
-@pytest.mark.parametrize(("vm", "fields"), [
-    (replace(TEMPLATE, cpus=4, memory_mib=8192, disks=(LiveDisk(2000, "d", 60 * GIB_KIB, "pvscsi", devices()[3]),)), None),
-    (replace(TEMPLATE, cpus=2, memory_mib=8192, disks=(LiveDisk(2000, "d", 60 * GIB_KIB, "pvscsi", devices()[3]),)),
-     {"numCPUs": 4}),
-    (TEMPLATE, {"numCPUs": 4, "memoryMB": 8192, "disk": 60 * GIB_KIB}),
+SIZED = replace(TEMPLATE, is_template=False, cpus=4, memory_mib=8192, extra_config=dict(NODE.guestinfo),
+                disks=(LiveDisk(2000, "d", 60 * GIB_KIB, "pvscsi", devices()[3]),),
+                nics=(LiveNic(4000, "nic", "vmxnet3", "00:50:56:aa:bb:cc", "dvportgroup-7", devices()[4]),))
+SEGMENT = LiveNetwork("seg", "dvportgroup-7", "distributed", switch_uuid="50 2a", portgroup_key="dvportgroup-7")
+OTHER = LiveNetwork("other", "dvportgroup-8", "distributed", switch_uuid="50 2a", portgroup_key="dvportgroup-8")
+
+
+@pytest.mark.parametrize(("vm", "network", "fields"), [
+    (SIZED, None, None),
+    (SIZED, SEGMENT, None),
+    (replace(SIZED, cpus=2), SEGMENT, {"numCPUs": 4}),
+    (replace(TEMPLATE, extra_config=dict(NODE.guestinfo)), None, {"numCPUs": 4, "memoryMB": 8192, "disk": 60 * GIB_KIB}),
+    (SIZED, OTHER, {"nic": "dvportgroup-8"}),  # the NIC moves in place (edit of its backing)
+    (replace(SIZED, nics=()), SEGMENT, {"nic-add": "dvportgroup-7"}),
+    (replace(SIZED, extra_config={"guestinfo.metadata": "old"}), None, {"guestinfo": set(NODE.guestinfo)}),
+    (replace(SIZED, extra_config={"guestinfo.metadata": "old"}, power_state="poweredOn"), None, None),
 ])  # fmt: skip
-def test_size_spec_changes_only_what_differs(vm: LiveVm, fields: dict[str, int] | None) -> None:
-    spec = size_spec(vm, NODE)
+def test_size_spec_changes_only_what_differs(vm: LiveVm, network: LiveNetwork | None, fields: dict | None) -> None:
+    spec = size_spec(vm, NODE, network)
     if fields is None:
         assert spec is None
         return
     assert spec.numCPUs == fields.get("numCPUs") and spec.memoryMB == fields.get("memoryMB")
-    assert [c.device.capacityInKB for c in spec.deviceChange or []] == ([fields["disk"]] if "disk" in fields else [])
+    changes = spec.deviceChange or []
+    assert [c.device.capacityInKB for c in changes if isinstance(c.device, vim.vm.device.VirtualDisk)] == (
+        [fields["disk"]] if "disk" in fields else [])
+    nics = [c for c in changes if isinstance(c.device, vim.vm.device.VirtualEthernetCard)]
+    if "nic" in fields or "nic-add" in fields:
+        [nic] = nics
+        assert nic.operation == ("add" if "nic-add" in fields else "edit")
+        assert nic.device.backing.port.portgroupKey == fields.get("nic", fields.get("nic-add"))
+        assert SIZED.nics[0].device.backing.port.portgroupKey == "dvportgroup-7"  # the read device is not changed
+    else:
+        assert nics == []
+    assert {o.key for o in spec.extraConfig or []} == fields.get("guestinfo", set())
 
 
 @pytest.mark.parametrize(("fault", "expected"), [

@@ -31,8 +31,10 @@ def plan_machines(design: Design, snapshot: MachinesSnapshot) -> list[Change]:
     """Pure: the folder and ownership field when VMs are to be made, one change per VM (subject: the
     Machine), leftovers of this cluster as manual steps, and the DRS rules (subject: the desired
     rule, or the live one to delete)."""
+    from nsxkube.providers.vsphere.observe import observed_network
+
     state, machines, placement, cluster = snapshot.state, snapshot.machines, snapshot.placement, design.name
-    vm_diffs = vdiff.diff_machines(machines, state.vms, cluster)
+    vm_diffs = vdiff.diff_machines(machines, state.vms, cluster, observed_network(state, design.spec.vsphere))
     creating = any(d.action == "create" for d in vm_diffs)
     owned = {vm.name for vm in state.owned} | {m.name for m in machines if m.name not in state.vms}
     diffs: list[vdiff.Diff] = []

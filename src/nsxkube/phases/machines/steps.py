@@ -76,8 +76,9 @@ def ensure_vm(ctx: Context, session: Any, waiter: Any, placement: Placement, sta
         vm = read_vm(session, ref, owner_key)
     else:
         vm = state.vms[machine.name]
-    # A clone applies the size itself on vCenter; older simulators ignore it: check and correct.
-    spec = size_spec(vm, machine)
+    # The disk grows here, after the clone (see clone_spec); CPUs/memory that an old simulator ignored in
+    # the clone, and an update's NIC and guestinfo, are corrected in the same reconfigure.
+    spec = size_spec(vm, machine, placement.network)
     if spec is not None:
         update_vm(session, waiter, vm, spec, timeout)
     if vm.owner != ctx.design.name and owner_key is not None:

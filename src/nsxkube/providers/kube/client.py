@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from nsxkube.errors import ProviderError
 
@@ -103,15 +102,18 @@ class KubeClient:
 
 
 def _read_kubeconfig(path: Path) -> dict[str, Any]:
+    """Read with the bounded reader: a kubeconfig is a file of the operator's that nsxkube did not write."""
+    from nsxkube.untrusted import InputError, read_yaml
+
+    if not path.exists():
+        raise KubeError(f"cannot read the kubeconfig {path}: No such file or directory",
+                        hint="the bootstrap phase writes it; run nsxkube apply")
     try:
-        text = path.read_text(encoding="utf-8")
+        config = read_yaml(path)
+    except InputError as err:
+        raise KubeError(f"cannot read the kubeconfig {path}: {err}") from None
     except OSError as err:
-        raise KubeError(f"cannot read the kubeconfig {path}: {err.strerror}",
-                        hint="the bootstrap phase writes it; run nsxkube apply") from None
-    try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError:
-        config = None
+        raise KubeError(f"cannot read the kubeconfig {path}: {err.strerror}") from None
     if not isinstance(config, dict):
         raise KubeError(f"{path} is not a kubeconfig")
     return config

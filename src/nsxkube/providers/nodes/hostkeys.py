@@ -13,13 +13,20 @@ from typing import Any
 
 from nsxkube.errors import ProviderError
 from nsxkube.providers.nodes.model import Target
+from nsxkube.untrusted import InputError, read_text
+
+KNOWN_HOSTS_LIMIT = 16 << 20  # thousands of hosts fit in a few MiB; ssh.known_hosts_file may name any file
 
 
 def read_known_hosts(path: Path) -> Any:
     """The parsed file (asyncssh's ``SSHKnownHosts``; hashed entries and markers included)."""
     import asyncssh
 
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    try:
+        text = read_text(path, limit=KNOWN_HOSTS_LIMIT) if path.exists() else ""
+    except InputError as err:
+        raise ProviderError(f"{path}: cannot read the known_hosts file: {err}",
+                            hint="point ssh.known_hosts_file at a readable known_hosts file") from None
     try:
         return asyncssh.import_known_hosts(text)
     except (ValueError, asyncssh.KeyImportError) as err:

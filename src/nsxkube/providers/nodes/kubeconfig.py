@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from nsxkube.errors import ProviderError
+from nsxkube.untrusted import InputError, load_yaml
 
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 READ_ADMIN_CONF = f"cat {ADMIN_CONF}"
@@ -17,11 +18,11 @@ READ_ADMIN_CONF = f"cat {ADMIN_CONF}"
 def render_kubeconfig(admin_conf: str, endpoint: str) -> str:
     """admin.conf with every cluster's server set to ``https://<endpoint>`` (the VIP or DNS name)."""
     try:
-        config = yaml.safe_load(admin_conf)
+        config = load_yaml(admin_conf).data
         clusters = config["clusters"]
         for entry in clusters:
             entry["cluster"]["server"] = f"https://{endpoint}"
-    except (yaml.YAMLError, KeyError, TypeError) as err:
+    except (InputError, KeyError, TypeError) as err:
         raise ProviderError(f"{ADMIN_CONF} on the first control plane is not a kubeconfig: {err}") from None
     return yaml.safe_dump(config, sort_keys=False)
 
@@ -32,8 +33,8 @@ def get_kubeconfig(path: Path) -> str | None:
 
 def server_of(text: str) -> str | None:
     try:
-        return yaml.safe_load(text)["clusters"][0]["cluster"]["server"]
-    except (yaml.YAMLError, KeyError, TypeError, IndexError):
+        return load_yaml(text).data["clusters"][0]["cluster"]["server"]
+    except (InputError, KeyError, TypeError, IndexError):
         return None
 
 

@@ -3,7 +3,9 @@
 Each function returns ``Diff`` records (the phase turns them into pipeline changes). Rules of
 the house kept here: a VM with a node's name that is not ours is a conflict and never touched;
 disks never shrink; CPU and memory change on a running VM only where hot-add allows it, else
-the operator powers it off (nsxkube never power-cycles a running node by itself).
+the operator powers it off (nsxkube never power-cycles a running node by itself); a NIC moves to
+the node port group in place; guestinfo is rewritten only on a VM that is off (cloud-init reads it
+once per instance); a VM without its disk can only be re-created.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from nsxkube.providers.vsphere.model import (
     OWNER_FIELD,
     AntiAffinityRule,
     LiveCluster,
+    LiveNetwork,
+    LiveNic,
     LiveRule,
     LiveVm,
     Machine,
@@ -40,8 +44,13 @@ def gib(mib_or_kib: float, per_gib: int = MIB_PER_GIB) -> str:
     return f"{value:g}"
 
 
-def diff_machine(machine: Machine, live: LiveVm | None, cluster: str) -> Diff:
-    """create / update (with the drifted fields) / unchanged / conflict / manual for one node VM."""
+def diff_machine(machine: Machine, live: LiveVm | None, cluster: str, network: LiveNetwork | None = None) -> Diff:
+    """create / update (with the drifted fields) / unchanged / conflict / manual for one node VM.
+
+    Compared with what vCenter answers: CPUs, memory, the boot disk (at least the designed size),
+    the first NIC's port group (``network``: the node port group; None while NSX has not published
+    it, when the NIC cannot be judged yet) and the guestinfo keys of the rendered cloud-init.
+    """
     name = machine.name
     if live is None:
         return Diff("create", "vm", name, f"{machine.role}, {machine.cpus} CPUs, {gib(machine.memory_mib)} GiB memory, "
@@ -51,6 +60,15 @@ def diff_machine(machine: Machine, live: LiveVm | None, cluster: str) -> Diff:
         return Diff("conflict", "vm", name, f"{what} with this name exists ({live.owner_text}, {live.moref}) and is not "
                     f"cluster {cluster}'s: nsxkube leaves it alone; remove or rename it by hand, or change the node "
                     "name prefix")
+    disk = live.boot_disk
+    if disk is None:  # the node's operating system lives on the disk cloned from the template
+        return Diff("manual", "vm", name, "it has no disk: the operating system comes with the clone of the template "
+                    "and cannot be given to an existing VM; delete the VM (nsxkube destroy --phase machines, or by "
+                    "hand) and run apply again to re-create it", ("disk missing",))
+    if disk.capacity_kib > machine.disk_kib:
+        return Diff("manual", "vm", name, f"its disk is {gib(disk.capacity_kib, 1024 * 1024)} GiB, more than the "
+                    f"{machine.disk_gib} GiB asked: disks never shrink; set disk_gib to at least that or rebuild the node",
+                    (f"disk {gib(disk.capacity_kib, 1024 * 1024)}→{machine.disk_gib} GiB",))
     fields: list[str] = []
     needs_power_off: list[str] = []
     if live.cpus != machine.cpus:
@@ -61,13 +79,23 @@ def diff_machine(machine: Machine, live: LiveVm | None, cluster: str) -> Diff:
         fields.append(f"memory {gib(live.memory_mib)}→{gib(machine.memory_mib)} GiB")
         if machine.memory_mib < live.memory_mib or not live.memory_hot_add:
             needs_power_off.append("memory")
-    disk = live.boot_disk
-    if disk is not None and disk.capacity_kib > machine.disk_kib:
-        return Diff("manual", "vm", name, f"its disk is {gib(disk.capacity_kib, 1024 * 1024)} GiB, more than the "
-                    f"{machine.disk_gib} GiB asked: disks never shrink; set disk_gib to at least that or rebuild the node",
-                    (f"disk {gib(disk.capacity_kib, 1024 * 1024)}→{machine.disk_gib} GiB",))
-    if disk is not None and disk.capacity_kib < machine.disk_kib:
+    if disk.capacity_kib < machine.disk_kib:  # grows online
         fields.append(f"disk {gib(disk.capacity_kib, 1024 * 1024)}→{machine.disk_gib} GiB")
+    sized = bool(fields)
+    if network is not None:  # a NIC's port group changes in place, on a running VM too
+        nic = live.nics[0] if live.nics else None
+        if nic is None:
+            fields.append(f"network adapter on {network.name}")
+        elif not attaches_to(nic, network):
+            fields.append(f"network {nic.network or 'none'}→{network.name}")
+    guestinfo = drifted_guestinfo(machine, live)
+    if guestinfo and live.powered_on:
+        # cloud-init reads guestinfo once per instance-id (the VM name): a running node keeps what it got
+        return Diff("manual", "vm", name, "its cloud-init (guestinfo) differs from cluster.yaml and the node has "
+                    "booted with the old one, which cloud-init does not read again: rebuild the node (drain it, "
+                    "delete the VM, apply)", (*fields, f"guestinfo {', '.join(guestinfo)}"))
+    if guestinfo:
+        fields.append(f"guestinfo {', '.join(guestinfo)}")
     if needs_power_off and live.powered_on:
         return Diff("manual", "vm", name, f"changing {' and '.join(needs_power_off)} needs the VM powered off: drain "
                     "the node, power it off, then run apply again (nsxkube never power-cycles a running node)",
@@ -77,13 +105,24 @@ def diff_machine(machine: Machine, live: LiveVm | None, cluster: str) -> Diff:
     if not live.powered_on:
         fields.append("power on")
     if fields:
-        return Diff("update", "vm", name, "size drifted from cluster.yaml" if any(
-            f.startswith(("cpus", "memory", "disk")) for f in fields) else "", tuple(fields))
+        return Diff("update", "vm", name, "size drifted from cluster.yaml" if sized else "", tuple(fields))
     return Diff("unchanged", "vm", name)
 
 
-def diff_machines(machines: Sequence[Machine], live: Mapping[str, LiveVm], cluster: str) -> list[Diff]:
-    return [diff_machine(m, live.get(m.name), cluster) for m in machines]
+def attaches_to(nic: LiveNic, network: LiveNetwork) -> bool:
+    """Whether the NIC's backing is the port group: its key (distributed), opaque id, or network (standard)."""
+    return nic.network is not None and nic.network in {network.attachment, network.name}
+
+
+def drifted_guestinfo(machine: Machine, live: LiveVm) -> list[str]:
+    """The guestinfo keys whose value on the VM is not the rendered one (short names: userdata, metadata…)."""
+    return [key.removeprefix("guestinfo.") for key, value in machine.guestinfo.items()
+            if live.extra_config.get(key) != value]
+
+
+def diff_machines(machines: Sequence[Machine], live: Mapping[str, LiveVm], cluster: str,
+                  network: LiveNetwork | None = None) -> list[Diff]:
+    return [diff_machine(m, live.get(m.name), cluster, network) for m in machines]
 
 
 def diff_leftovers(machines: Sequence[Machine], owned: Iterable[LiveVm]) -> list[Diff]:

@@ -187,39 +187,72 @@ def _disk_edit(disk: LiveDisk, capacity_kib: int) -> Any:
     return vim.vm.device.VirtualDeviceSpec(operation="edit", device=device)
 
 
-def size_spec(vm: LiveVm, machine: Machine) -> Any | None:
-    """The ConfigSpec that brings CPUs, memory and the boot disk to the machine's size (None: nothing)."""
+def size_spec(vm: LiveVm, machine: Machine, network: LiveNetwork | None = None) -> Any | None:
+    """The ConfigSpec that brings the VM to the machine: CPUs, memory, the boot disk, the first NIC
+    onto ``network`` (added when the VM has none), and — on a VM that is off — the guestinfo keys.
+    None: nothing differs. The fields are those ``diff_machine`` names as an update."""
     from pyVmomi import vim
 
-    spec, changed = vim.vm.ConfigSpec(), False
+    from nsxkube.providers.vsphere.diff import attaches_to
+
+    spec, changes = vim.vm.ConfigSpec(), []
+    changed = False
     if vm.cpus != machine.cpus:
         spec.numCPUs, changed = machine.cpus, True
     if vm.memory_mib != machine.memory_mib:
         spec.memoryMB, changed = machine.memory_mib, True
     disk = vm.boot_disk
     if disk is not None and disk.capacity_kib < machine.disk_kib:
-        spec.deviceChange, changed = [_disk_edit(disk, machine.disk_kib)], True
+        changes.append(_disk_edit(disk, machine.disk_kib))
+    if network is not None:
+        nic = vm.nics[0] if vm.nics else None
+        if nic is None:
+            card = vim.vm.device.VirtualVmxnet3(key=-1, backing=nic_backing(network), addressType="generated",
+                                                connectable=_connect_info(vm.powered_on))
+            changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=card))
+        elif not attaches_to(nic, network) and nic.device is not None:
+            device = copy.copy(nic.device)
+            device.backing = nic_backing(network)
+            changes.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=device))
+    if not vm.powered_on:  # a running node read its guestinfo at first boot: the diff leaves it to the operator
+        stale = {key: value for key, value in machine.guestinfo.items() if vm.extra_config.get(key) != value}
+        if stale:
+            spec.extraConfig = [vim.option.OptionValue(key=k, value=v) for k, v in stale.items()]
+            changed = True
+    if changes:
+        spec.deviceChange, changed = changes, True
     return spec if changed else None
 
 
+def _connect_info(connected: bool) -> Any:
+    from pyVmomi import vim
+
+    return vim.vm.device.VirtualDevice.ConnectInfo(startConnected=True, allowGuestControl=True, connected=connected)
+
+
 def clone_spec(placement: Placement, machine: Machine, cluster: str) -> Any:
-    """Clone of the template: size, NIC on the node port group, guestinfo, disk.EnableUUID, the
-    extraConfig ownership marker; powered off (nsxkube powers it on once it is complete)."""
+    """Clone of the template: CPUs, memory, NIC on the node port group, guestinfo, disk.EnableUUID,
+    the extraConfig ownership marker; powered off (nsxkube powers it on once it is complete).
+
+    The boot disk is not resized in the clone but by a reconfigure right after it (``size_spec``):
+    vcsim takes a disk edit in a CloneSpec literally — the clone's disk then points at the template's
+    own file, which destroying the clone deletes, and every later clone of the template comes out
+    without a disk (found by `destroy` then `apply` never converging in the lab). vCenter grows a
+    copied disk either way; the separate reconfigure costs one task per new VM."""
     from pyVmomi import vim
 
     template = placement.template
     assert template is not None, "the template is resolved whenever a VM is to be created"
     assert placement.network is not None, "apply waits for the port group before any clone"
     extra = {**machine.guestinfo, "disk.EnableUUID": "TRUE", OWNER_EXTRA_CONFIG: cluster}
-    config = size_spec(template, machine) or vim.vm.ConfigSpec()
+    config = vim.vm.ConfigSpec()
     config.numCPUs, config.memoryMB = machine.cpus, machine.memory_mib
     config.extraConfig = [vim.option.OptionValue(key=k, value=v) for k, v in extra.items()]
-    changes = list(config.deviceChange or [])
+    changes = []
     if template.nics:
         nic = copy.copy(template.nics[0].device)
         nic.backing = nic_backing(placement.network)
-        nic.connectable = vim.vm.device.VirtualDevice.ConnectInfo(startConnected=True, allowGuestControl=True,
-                                                                  connected=False)
+        nic.connectable = _connect_info(False)
         nic.addressType, nic.macAddress = "generated", None  # never copy a template's fixed MAC
         changes.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=nic))
     config.deviceChange = changes

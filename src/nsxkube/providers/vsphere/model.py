@@ -48,6 +48,15 @@ class LiveNetwork:
     opaque_type: str | None = None
     ref: Any = field(default=None, compare=False, repr=False)
 
+    @property
+    def attachment(self) -> str:
+        """What a NIC attached here reports as its network (see ``LiveNic.network``)."""
+        if self.kind == "distributed" and self.portgroup_key:
+            return self.portgroup_key
+        if self.kind == "opaque" and self.opaque_id:
+            return self.opaque_id
+        return self.moref
+
 
 @dataclass(frozen=True)
 class LiveFolder:

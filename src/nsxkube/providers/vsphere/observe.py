@@ -91,6 +91,17 @@ def find_node_network(inventory: Inventory, datacenter: Entity, name: str, *,
     return inventory.find_network(datacenter, name)
 
 
+def observed_network(state: LiveState, vsphere: Vsphere) -> LiveNetwork | None:
+    """The node port group as the VMs' NICs are judged against; None when it is missing or ambiguous
+    (not yet published by NSX, or a name error that resolving the placement reports)."""
+    from nsxkube.errors import ProviderError
+
+    try:
+        return find_node_network(state.inventory, state.datacenter, vsphere.network, may_be_unpublished=True)
+    except ProviderError:
+        return None
+
+
 def read_node_network(session: Any, vsphere: Vsphere) -> LiveNetwork | None:
     """The node port group from a fresh bulk inventory read (three requests); None while NSX has
     not published it."""
