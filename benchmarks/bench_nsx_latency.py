@@ -1,0 +1,153 @@
+"""The network phase at a real manager's latency: `python benchmarks/bench_nsx_latency.py [--runs 5]
+[--delays 0,25,100] [--realization-delay 0]`.
+
+For each delay (round-trip milliseconds added to every exchange by `latency_proxy.LatencyProxy` on
+loopback) and each run: a fresh `nsxkube lab nsx --preset tanzu` (the emulator alone, as a
+subprocess), a cluster.yaml made the way `nsxkube lab up` makes it but pointed at the proxy, then
+`nsxkube apply cluster.yaml --phase network` twice as subprocesses: cold (creates everything) and
+no-op (changes nothing). Wall time includes the CLI's start, as an operator sees it. Prints the
+median per delay with the request counts from the emulator's log (login and logout included).
+
+Goal (issue 22): at 100 ms, cold <= 1.0 s and no-op <= 0.6 s. Figures are printed, not asserted;
+the script exits non-zero only when a command fails or the no-op run changes something.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "src"))
+
+from latency_proxy import LatencyProxy  # noqa: E402
+
+_CLI = ROOT / ".venv" / "bin" / "nsxkube"
+NSXKUBE = [str(_CLI)] if _CLI.exists() else [sys.executable, "-m", "nsxkube"]
+GOAL = {100: (1.0, 0.6)}  # delay ms → (cold, no-op) seconds
+
+
+def start_emulator(log: Path, realization_delay: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    process = subprocess.Popen(
+        [*NSXKUBE, "lab", "nsx", "--preset", "tanzu", "--listen", "127.0.0.1:0", "--log", str(log),
+         "--realization-delay", str(realization_delay)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    env: dict[str, str] = {}
+    deadline = time.monotonic() + 20
+    while "NSX_CA_FILE" not in env and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].strip().partition("=")
+            env[name] = value
+    if "NSX_CA_FILE" not in env:
+        process.kill()
+        raise SystemExit(f"the NSX emulator did not start: {process.stderr.read() if process.stderr else ''}")
+    return process, env
+
+
+def cluster_yaml(proxy: tuple[str, int], thumbprint: str, work: Path) -> Path:
+    from nsxkube.cli.commands import example_text
+    from nsxkube.lab.spec import CLUSTER_NAME, Endpoint, lab_cluster_yaml
+
+    key = work / "id_ed25519"
+    key.write_text("unused by the network phase\n")
+    text = lab_cluster_yaml(example_text(CLUSTER_NAME), vcenter=Endpoint("127.0.0.1", 9, ":".join(["00"] * 32)),
+                            nsx=Endpoint(proxy[0], proxy[1], thumbprint), public_key="ssh-ed25519 AAAA bench",
+                            private_key_file=key)
+    path = work / "cluster.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def apply_network(spec: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    result = subprocess.run([*NSXKUBE, "apply", str(spec), "--phase", "network"], env=env, capture_output=True,
+                            text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"apply --phase network failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return seconds
+
+
+def requests_since(log: Path, offset: int) -> tuple[Counter[str], int]:
+    lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    return Counter(json.loads(line)["method"] for line in lines[offset:]), len(lines)
+
+
+def measure(delay_ms: int, runs: int, realization_delay: float) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {"cold": [], "noop": []}
+    counts: dict[str, Counter[str]] = {}
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="bench-nsx-latency-") as tmp:
+            work = Path(tmp)
+            log = work / "nsx-requests.jsonl"
+            emulator, nsx_env = start_emulator(log, realization_delay)
+            try:
+                host, port = nsx_env["NSX_URL"].removeprefix("https://").rsplit(":", 1)
+                with LatencyProxy((host, int(port)), rtt=delay_ms / 1000, lifetime=120) as proxy:
+                    spec = cluster_yaml(proxy.address, nsx_env["NSX_THUMBPRINT"], work)
+                    env = {**os.environ, "NSX_USER": nsx_env["NSX_USERNAME"], "NSX_PASSWORD": nsx_env["NSX_PASSWORD"],
+                           "VSPHERE_USER": "unused", "VSPHERE_PASSWORD": "unused"}
+                    offset = 0
+                    for kind in ("cold", "noop"):
+                        seconds = apply_network(spec, env)
+                        counts[kind], offset = requests_since(log, offset)
+                        if kind == "noop" and counts[kind].get("PATCH"):
+                            raise SystemExit(f"the no-op re-apply wrote to NSX: {dict(counts[kind])}")
+                        samples[kind].append(seconds)
+            finally:
+                emulator.send_signal(signal.SIGTERM)
+                emulator.wait(timeout=10)
+    for kind in ("cold", "noop"):
+        total = sum(counts[kind].values())
+        methods = ", ".join(f"{m} {n}" for m, n in sorted(counts[kind].items()))
+        samples[f"{kind} requests"] = [float(total)]
+        samples[f"{kind} methods"] = methods  # type: ignore[assignment]
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--delays", default="0,25,100", help="round-trip delays in ms, comma-separated")
+    parser.add_argument("--realization-delay", type=float, default=0.0,
+                        help="seconds the emulator keeps a change UNREALIZED (default 0: nsxkube's own cost)")
+    args = parser.parse_args()
+    print(f"nsxkube apply --phase network as a subprocess against `nsxkube lab nsx --preset tanzu` through a "
+          f"latency proxy; {args.runs} runs, realization delay {args.realization_delay} s; "
+          f"{platform.python_implementation()} {platform.python_version()} on {platform.machine()}, "
+          f"{os.cpu_count()} CPUs")
+    missed = False
+    for delay in (int(d) for d in args.delays.split(",")):
+        samples = measure(delay, args.runs, args.realization_delay)
+        parts = []
+        for kind in ("cold", "noop"):
+            values = samples[kind]
+            parts.append(f"{kind} {statistics.median(values):.2f} s (min {min(values):.2f}, max {max(values):.2f}; "
+                         f"{int(samples[f'{kind} requests'][0])} requests: {samples[f'{kind} methods']})")
+        goal = GOAL.get(delay)
+        verdict = ""
+        if goal:
+            met = statistics.median(samples["cold"]) <= goal[0] and statistics.median(samples["noop"]) <= goal[1]
+            missed |= not met
+            verdict = f"  goal cold <= {goal[0]} s, no-op <= {goal[1]} s: {'met' if met else 'MISSED'}"
+        print(f"{delay:>4} ms: " + " | ".join(parts) + verdict)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
