@@ -40,11 +40,21 @@ class InjectedFailure:
         return NsxApiError(self.status, self.error_code, self.message, module=MODULE_COMMON)
 
 
+# What `omit_derived_fields` leaves out of hierarchical read-backs: fields the tree position implies.
+DERIVED_FIELDS = frozenset({"parent_path", "relative_path", "unique_id", "marked_for_delete", "overridden",
+                            "rule_count"})
+
+
 class FaultPlan:
     def __init__(self) -> None:
         self._failures: list[InjectedFailure] = []
         self._stale_puts = 0
         self._lock = threading.Lock()
+        self.omitted_fields: frozenset[str] = frozenset()
+
+    def omit_derived_fields(self, on: bool = True) -> None:
+        """Hierarchical reads leave out DERIVED_FIELDS from every child (as a sparser responder would)."""
+        self.omitted_fields = DERIVED_FIELDS if on else frozenset()
 
     def fail_next(
         self,
@@ -79,6 +89,7 @@ class FaultPlan:
         with self._lock:
             self._failures.clear()
             self._stale_puts = 0
+            self.omitted_fields = frozenset()
 
     def take_failure(self, method: str, path: str) -> NsxApiError | None:
         """The error to answer this call with, if a planned failure matches (consuming one)."""
