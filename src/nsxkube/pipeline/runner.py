@@ -56,9 +56,14 @@ def apply(ctx: Context, phases: Sequence[Phase], spec_path: str) -> RunResult:
                 ctx.reporter.change(p.name, change)
             conflicts = [c for c in changes if c.action == "conflict"]
             if conflicts:
+                # a failing preflight check (an overlap…) is no object: count the two apart
+                checks = sum(1 for c in conflicts if c.kind == "preflight check")
+                counted = [f"{checks} preflight check(s) fail"] if checks else []
+                if len(conflicts) > checks:
+                    counted.insert(0, f"{len(conflicts) - checks} object(s) nsxkube would own already exist and "
+                                      "are not ours")
                 raise ConflictError(
-                    f"{len(conflicts)} object(s) nsxkube would own already exist and are not ours: "
-                    + "; ".join(c.one_line() for c in conflicts),
+                    " and ".join(counted) + ": " + "; ".join(c.one_line() for c in conflicts),
                     hint="rename ours in cluster.yaml or remove theirs by hand; nsxkube never adopts or overwrites",
                 )
             if not any(c.mutating for c in changes):
