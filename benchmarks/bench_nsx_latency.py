@@ -1,5 +1,5 @@
 """The network phase at a real manager's latency: `python benchmarks/bench_nsx_latency.py [--runs 5]
-[--delays 0,25,100] [--realization-delay 0]`.
+[--delays 0,25,100] [--realization-delay 0] [--auth session|basic]`.
 
 For each delay (round-trip milliseconds added to every exchange by `latency_proxy.LatencyProxy` on
 loopback) and each run: a fresh `nsxkube lab nsx --preset tanzu` (the emulator alone, as a
@@ -7,6 +7,9 @@ subprocess), a cluster.yaml made the way `nsxkube lab up` makes it but pointed a
 `nsxkube apply cluster.yaml --phase network` twice as subprocesses: cold (creates everything) and
 no-op (changes nothing). Wall time includes the CLI's start, as an operator sees it. Prints the
 median per delay with the request counts from the emulator's log (login and logout included).
+
+`--auth` sets cluster.yaml's nsx.auth (the lab's is `session`: a login and a logout, two round trips
+more than `basic`).
 
 Goal (issue 22): at 100 ms, cold <= 1.0 s and no-op <= 0.6 s. Figures are printed, not asserted;
 the script exits non-zero only when a command fails or the no-op run changes something.
@@ -59,7 +62,7 @@ def start_emulator(log: Path, realization_delay: float) -> tuple[subprocess.Pope
     return process, env
 
 
-def cluster_yaml(proxy: tuple[str, int], thumbprint: str, work: Path) -> Path:
+def cluster_yaml(proxy: tuple[str, int], thumbprint: str, work: Path, auth: str = "session") -> Path:
     from nsxkube.cli.commands import example_text
     from nsxkube.lab.spec import CLUSTER_NAME, Endpoint, lab_cluster_yaml
 
@@ -68,6 +71,7 @@ def cluster_yaml(proxy: tuple[str, int], thumbprint: str, work: Path) -> Path:
     text = lab_cluster_yaml(example_text(CLUSTER_NAME), vcenter=Endpoint("127.0.0.1", 9, ":".join(["00"] * 32)),
                             nsx=Endpoint(proxy[0], proxy[1], thumbprint), public_key="ssh-ed25519 AAAA bench",
                             private_key_file=key)
+    text = text.replace("\n  auth: session ", f"\n  auth: {auth} ", 1)
     path = work / "cluster.yaml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -88,7 +92,7 @@ def requests_since(log: Path, offset: int) -> tuple[Counter[str], int]:
     return Counter(json.loads(line)["method"] for line in lines[offset:]), len(lines)
 
 
-def measure(delay_ms: int, runs: int, realization_delay: float) -> dict[str, list[float]]:
+def measure(delay_ms: int, runs: int, realization_delay: float, auth: str) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {"cold": [], "noop": []}
     counts: dict[str, Counter[str]] = {}
     for _ in range(runs):
@@ -99,7 +103,7 @@ def measure(delay_ms: int, runs: int, realization_delay: float) -> dict[str, lis
             try:
                 host, port = nsx_env["NSX_URL"].removeprefix("https://").rsplit(":", 1)
                 with LatencyProxy((host, int(port)), rtt=delay_ms / 1000, lifetime=120) as proxy:
-                    spec = cluster_yaml(proxy.address, nsx_env["NSX_THUMBPRINT"], work)
+                    spec = cluster_yaml(proxy.address, nsx_env["NSX_THUMBPRINT"], work, auth)
                     env = {**os.environ, "NSX_USER": nsx_env["NSX_USERNAME"], "NSX_PASSWORD": nsx_env["NSX_PASSWORD"],
                            "VSPHERE_USER": "unused", "VSPHERE_PASSWORD": "unused"}
                     offset = 0
@@ -126,14 +130,15 @@ def main() -> int:
     parser.add_argument("--delays", default="0,25,100", help="round-trip delays in ms, comma-separated")
     parser.add_argument("--realization-delay", type=float, default=0.0,
                         help="seconds the emulator keeps a change UNREALIZED (default 0: nsxkube's own cost)")
+    parser.add_argument("--auth", choices=("session", "basic"), default="session", help="nsx.auth in cluster.yaml")
     args = parser.parse_args()
     print(f"nsxkube apply --phase network as a subprocess against `nsxkube lab nsx --preset tanzu` through a "
-          f"latency proxy; {args.runs} runs, realization delay {args.realization_delay} s; "
+          f"latency proxy; {args.runs} runs, nsx.auth {args.auth}, realization delay {args.realization_delay} s; "
           f"{platform.python_implementation()} {platform.python_version()} on {platform.machine()}, "
           f"{os.cpu_count()} CPUs")
     missed = False
     for delay in (int(d) for d in args.delays.split(",")):
-        samples = measure(delay, args.runs, args.realization_delay)
+        samples = measure(delay, args.runs, args.realization_delay, args.auth)
         parts = []
         for kind in ("cold", "noop"):
             values = samples[kind]
