@@ -4,6 +4,7 @@ profiles, and the reads of a plan going out together on one session (issues 20 a
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -126,6 +127,9 @@ def test_discover_names_the_version_and_the_tep_mtu_source(tanzu: NsxEmulator, t
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"NSX {tanzu.url.split('://', 1)[1]} (NSX 4.2.1.0.0.24304122)" in done.stdout
     assert "MTU: TEP 1700 (uplink profile esxi-host-uplink-profile; smallest of 3 uplink profile(s)" in done.stdout
+    data = json.loads(discover(tmp_path, tanzu, "--output", "json").stdout)
+    assert data["nsx_version"] == "4.2.1.0.0.24304122"
+    assert data["mtu"]["tep"] == 1700 and data["mtu"]["tep_source"].startswith("uplink profile esxi-host-uplink-profile")
     tanzu.set_version("9.0.0.0.24733063")
     refused = discover(tmp_path, tanzu)
     assert refused.returncode == 4 and refused.stdout == "" and refused.stderr.count("\n") == 1
