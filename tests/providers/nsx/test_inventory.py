@@ -126,7 +126,7 @@ def test_discover_names_the_version_and_the_tep_mtu_source(tanzu: NsxEmulator, t
     done = discover(tmp_path, tanzu)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"NSX {tanzu.url.split('://', 1)[1]} (NSX 4.2.1.0.0.24304122)" in done.stdout
-    assert "MTU: TEP 1700 (uplink profile esxi-host-uplink-profile; smallest of 3 uplink profile(s)" in done.stdout
+    assert "MTU: TEP 1700 (uplink profile esxi-host-uplink-profile, the smallest of 3 uplink profiles)," in done.stdout
     data = json.loads(discover(tmp_path, tanzu, "--output", "json").stdout)
     assert data["nsx_version"] == "4.2.1.0.0.24304122"
     assert data["mtu"]["tep"] == 1700 and data["mtu"]["tep_source"].startswith("uplink profile esxi-host-uplink-profile")
@@ -178,7 +178,7 @@ def test_the_smallest_uplink_profile_mtu_wins_and_is_named(tanzu: NsxEmulator) -
     finally:
         client.close()
     assert inventory.tep_mtu == 1600
-    assert inventory.tep_mtu_source == "uplink profile small-hosts; smallest of 4 uplink profile(s), policy API"
+    assert inventory.tep_mtu_source == "uplink profile small-hosts, the smallest of 4 uplink profiles"
     finding = next(f for f in audit(emulator_design(tanzu, FREE_CIDR), inventory) if f.check == "tep-mtu")
     assert finding.status == "warn" and "from uplink profile small-hosts" in finding.detail
 
@@ -192,15 +192,15 @@ def test_a_3x_manager_without_policy_profiles_is_read_through_the_manager_api(ta
     finally:
         client.close()
     assert (inventory.tep_mtu, inventory.tep_mtu_source) == (
-        1650, "uplink profile small-hosts; smallest of 4 uplink profile(s), manager API")
+        1650, "uplink profile small-hosts, the smallest of 4 uplink profiles, manager API")
 
 
 @pytest.mark.parametrize(("config", "profiles", "expected"), [
     ({"physical_uplink_mtu": 1700}, [], (1700, "SwitchingGlobalConfig physical_uplink_mtu")),
     ({"physical_uplink_mtu": 1700}, [{"id": "a", "mtu": 9000}],
-     (9000, "uplink profile a; smallest of 1 uplink profile(s), policy API")),
+     (9000, "uplink profile a, the smallest of 1 uplink profiles")),
     ({"physical_uplink_mtu": 1600}, [{"id": "a", "mtu": 9000}, {"id": "b"}],  # b has no MTU: the global one applies
-     (1600, "SwitchingGlobalConfig physical_uplink_mtu; smallest of 2 uplink profile(s), policy API")),
+     (1600, "SwitchingGlobalConfig physical_uplink_mtu, the smallest of 2 uplink profiles")),
     ({}, [], (None, "neither the uplink profiles nor SwitchingGlobalConfig could be read")),
 ])
 def test_tep_mtu_table(config: dict, profiles: list, expected: tuple) -> None:

@@ -129,7 +129,8 @@ def tep_mtu_of(config: Mapping[str, Any], profiles: list[dict[str, Any]], api: s
     if not candidates:
         return TepMtu(None, "neither the uplink profiles nor SwitchingGlobalConfig could be read")
     value, _, source = min(candidates)  # on a tie, name the profile: it is what the hosts use
-    counted = f"; smallest of {len(profiles)} uplink profile(s), {api} API" if profiles else ""
+    via = ", manager API" if api == "manager" else ""
+    counted = f", the smallest of {len(profiles)} uplink profiles{via}" if profiles else ""
     return TepMtu(value, source + counted)
 
 
