@@ -127,7 +127,11 @@ def test_discover_names_the_version_and_the_tep_mtu_source(tanzu: NsxEmulator, t
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"NSX {tanzu.url.split('://', 1)[1]} (NSX 4.2.1.0.0.24304122)" in done.stdout
     assert "MTU: TEP 1700 (uplink profile esxi-host-uplink-profile, the smallest of 3 uplink profiles)," in done.stdout
-    data = json.loads(discover(tmp_path, tanzu, "--output", "json").stdout)
+    report = tmp_path / "nsx-report.md"
+    data = json.loads(discover(tmp_path, tanzu, "--output", "json", "--report", str(report)).stdout)
+    text = report.read_text(encoding="utf-8")
+    assert "(NSX 4.2.1.0.0.24304122), read by `nsxkube nsx discover`" in text
+    assert "- TEP / uplink MTU: 1700 (uplink profile esxi-host-uplink-profile, the smallest of 3 uplink profiles)" in text
     assert data["nsx_version"] == "4.2.1.0.0.24304122"
     assert data["mtu"]["tep"] == 1700 and data["mtu"]["tep_source"].startswith("uplink profile esxi-host-uplink-profile")
     tanzu.set_version("9.0.0.0.24733063")
