@@ -242,3 +242,45 @@ def test_the_refusal_line_does_not_call_overlaps_objects_that_are_not_ours(tanzu
     error = result.phases[0].error
     assert not result.ok and "not ours" not in error
     assert error.startswith("2 preflight check(s) fail: conflict: preflight check segment-cidr: segment vnet-")
+
+
+def test_a_realization_round_asks_about_every_pending_path_at_once() -> None:
+    """Two paths, one round trip: each read waits until the other is in flight too (a barrier that
+    times out if the reads went one after the other)."""
+    import threading
+
+    from nsxkube.providers.nsx.realization import wait_until_realized
+
+    barrier = threading.Barrier(2, timeout=5)
+    asked: list[str] = []
+
+    class TwoAtOnce:
+        def request(self, method: str, path: str, *, params: dict) -> dict:
+            asked.append(params["intent_path"])
+            barrier.wait()  # BrokenBarrierError unless both reads of the round are in flight together
+            return {"results": [{"state": "REALIZED"}]}
+
+    wait_until_realized(TwoAtOnce(), ["/infra/segments/a", "/infra/domains/default/security-policies/p"],  # type: ignore[arg-type]
+                        timeout=5, sleep=lambda s: None)
+    assert sorted(asked) == ["/infra/domains/default/security-policies/p", "/infra/segments/a"]
+
+
+def test_the_reads_of_a_plan_are_in_flight_together(tanzu: NsxEmulator) -> None:
+    """Five independent reads, one round trip: each waits until all five are in flight (a barrier
+    that breaks if they went one after the other), then goes to the emulator."""
+    import threading
+
+    barrier = threading.Barrier(5, timeout=5)
+
+    class Together(NsxClient):
+        def request(self, method: str, path: str, **kwargs: object) -> object:
+            barrier.wait()
+            return super().request(method, path, **kwargs)  # type: ignore[arg-type]
+
+    design = emulator_design(tanzu)
+    client = Together(client_config(design.spec.nsx, lambda name, what: env_of(tanzu)[name], backoff=FAST))
+    try:
+        inventory = get_plan_inventory(client, "overlay-tz")
+    finally:
+        client.close()
+    assert inventory.nsx_version and inventory.tep_mtu == 1700 and OVERLAY_TZ_PATH in inventory.transport_zones
