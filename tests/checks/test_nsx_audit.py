@@ -97,10 +97,27 @@ def test_an_overlapping_segment_and_the_addresses_inside_it_fail() -> None:
     assert [f.status for f in inside] == ["fail"] and "pool default 172.16.50.200-172.16.50.250" in inside[0].detail
 
 
-def test_the_vip_and_nodes_inside_another_segment_are_named() -> None:
+def test_the_vip_and_nodes_inside_another_segment_are_named_in_one_finding_per_segment() -> None:
     findings = by_check(audit(DESIGN, inventory(segment("small", "172.16.50.9/30"))), "addresses")  # .8-.11
-    assert {f.detail.split(" is inside")[0] for f in findings} == {"API VIP 172.16.50.10",
-                                                                   "node k8s-prod-cp-1 172.16.50.11"}
+    assert len(findings) == 1 and findings[0].status == "fail"
+    assert findings[0].detail.startswith("API VIP 172.16.50.10, node k8s-prod-cp-1 172.16.50.11 are inside segment "
+                                         "small 172.16.50.8/30")
+    assert findings[0].detail.endswith(": 2 of the cluster's 7 addresses and ranges")
+
+
+def test_overlap_lines_say_what_was_inspected_and_what_collides() -> None:
+    """Issue 20: "7 objects … not ours" read as if seven objects conflicted; each line now names the
+    one colliding segment and what of ours is in it, and the clean case says how much was looked at."""
+    crowded = segment("vnet", "172.16.50.129/25", tags=NCP_TAGS)
+    findings = audit(DESIGN, inventory(crowded, segment("far", "10.9.0.1/24")))
+    cidr, addresses = by_check(findings, "segment-cidr"), by_check(findings, "addresses")
+    assert len(cidr) == 1 and cidr[0].detail.endswith("(2 other segment(s) with subnets inspected)")
+    assert len(addresses) == 1 and "inside segment vnet 172.16.50.128/25" in addresses[0].detail
+    clean = audit(DESIGN, inventory(segment("far", "10.9.0.1/24")))
+    assert by_check(clean, "segment-cidr")[0].detail == ("no other segment overlaps 172.16.50.0/24 "
+                                                         "(1 other segment(s) with subnets inspected)")
+    assert by_check(clean, "addresses")[0].detail == ("none of the cluster's 7 addresses and ranges is in another "
+                                                      "segment (1 other segment(s) with subnets inspected)")
 
 
 def test_our_own_segment_is_no_overlap() -> None:

@@ -517,7 +517,7 @@ def test_lists_are_paged_and_a_client_ignoring_the_cursor_loses_objects(api: htt
     assert_error(api.get(GROUPS, params={"page_size": 1001}), 400, 287)
     assert_error(api.get("/infra/segments/nope/ports"), 404, 600)
     assert_error(api.get("/infra/segments/nope"), 404, 600)
-    assert_error(api.get("/infra/no-such-things"), 404, 600)
+    assert_error(api.get("/infra/no-such-things"), 501, 501)  # not emulated: never a 404 that says "absent"
 
 
 def test_search_on_resource_type_and_tags(tanzu_api: httpx.Client) -> None:

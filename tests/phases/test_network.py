@@ -117,7 +117,7 @@ def test_an_object_with_our_id_that_is_not_ours_is_a_conflict(tanzu: NsxEmulator
     tanzu.log.clear()
     result = run("apply", ctx := make_context(design, tanzu, tmp_path))
     assert not result.ok and "k8s-prod-nodes" in result.phases[0].error
-    assert result.phases[0].error.startswith("network: nothing was written, 1 conflict(s)")
+    assert result.phases[0].error.startswith("network: nothing was written, 1 object(s) not ours")
     assert any(line.startswith("conflict: group k8s-prod-nodes: exists and it is protected") for line in reported(ctx))
     assert writes(tanzu) == []
     with pytest.raises(ConflictError, match="nothing was written"):

@@ -58,7 +58,8 @@ def test_nsx_checks_pass_after_apply_and_fail_with_the_hint_when_a_dfw_rule_is_d
 def test_a_too_small_tep_mtu_fails_with_the_mtu_section(nsx: NsxEmulator, tmp_path: Path) -> None:
     design = emulator_design(nsx, {"network.node_mtu": 1650, "nsx.tep_mtu": 1800})  # NSX says 1700
     [result] = validate(make_context(design, nsx, tmp_path), ["nsx.tep-mtu"])
-    assert result.verdict == "fail" and "TEP MTU 1700 is too small" in result.detail
+    assert result.verdict == "fail" and result.detail.startswith("TEP MTU 1700 (from ")
+    assert "is too small for node MTU 1650" in result.detail
     assert result.doc.endswith("Large packets hang")
 
 

@@ -86,8 +86,12 @@ def test_a_conflict_stops_before_any_change(ctx):
     phase = ScriptedPhase("network", [Change("create", "group", "g"), Change("conflict", "segment", "s", "owned by NCP")])
     result = runner.apply(ctx, [phase], "c.yaml")
     assert not result.ok and phase.calls == ["observe", "plan"]
-    assert result.phases[0].error == ("network: nothing was written, 1 conflict(s): conflict: segment s: owned by NCP "
-                                      "(remove theirs)")
+    assert result.phases[0].error == ("network: nothing was written, 1 object(s) not ours: conflict: segment s: "
+                                      "owned by NCP (remove theirs)")
+    checks = ScriptedPhase("network", [Change("conflict", "preflight check", "tep-mtu", "TEP MTU 1500 is too small"),
+                                       Change("conflict", "group", "g", "owned by NCP")])
+    assert runner.apply(ctx, [checks], "c.yaml").phases[0].error.startswith(
+        "network: nothing was written, 1 object(s) not ours and 1 preflight check(s) fail: ")
 
 
 def test_destroy_runs_backwards_and_asks(ctx):

@@ -29,8 +29,6 @@ OVERLAY_TYPES = ("OVERLAY_STANDARD", "OVERLAY_ENS", "OVERLAY_BACKED")
 FOREIGN_GATEWAY_OWNERS = ("tanzu-ncp", "nsx-operator")
 
 
-
-
 def audit(design: Design, inventory: LiveInventory) -> list[Finding]:
     findings = [_transport_zone(design, inventory), _tier1(design, inventory), _domain(design, inventory)]
     if design.spec.nsx.segment.use_existing:
@@ -48,13 +46,30 @@ def audit(design: Design, inventory: LiveInventory) -> list[Finding]:
 # ---- where the segment goes ---------------------------------------------------------------------
 
 
+def _zone_label(zone: LiveObject) -> str:
+    return f"{zone.id} ({zone.display_name})" if zone.display_name != zone.id else zone.id
+
+
 def _transport_zone(design: Design, inventory: LiveInventory) -> Finding:
+    """By id (what the segment's transport_zone_path names), else by display name: NSX gives zones made
+    in the UI a UUID id, and people know them by name."""
     wanted = design.spec.nsx.transport_zone
     zone = inventory.transport_zones.get(transport_zone_path(design))
     if zone is None:
-        known = ", ".join(sorted(z.id for z in inventory.transport_zones.values()))
-        return Finding("transport-zone", "fail", f"transport zone {wanted} does not exist",
-                       f"set nsx.transport_zone to an overlay zone{f' ({known})' if known else ''}")
+        named = sorted((z for z in inventory.transport_zones.values() if z.display_name == wanted),
+                       key=lambda z: z.id)
+        if len(named) > 1:
+            return Finding("transport-zone", "fail", f"transport zone name {wanted!r} is ambiguous: "
+                           f"{len(named)} zones carry it ({', '.join(z.id for z in named)})",
+                           "set nsx.transport_zone to the id of the one the nodes use")
+        if named:
+            kind = str(named[0].body.get("tz_type", "unknown type"))
+            return Finding("transport-zone", "fail", f"transport zone {wanted!r} is the display name of zone "
+                           f"{named[0].id} ({kind}); the segment names its zone by id",
+                           f"set nsx.transport_zone: {named[0].id}")
+        known = ", ".join(sorted(_zone_label(z) for z in inventory.transport_zones.values()))
+        return Finding("transport-zone", "fail", f"transport zone {wanted} does not exist (no zone has that id "
+                       "or display name)", f"set nsx.transport_zone to an overlay zone{f' ({known})' if known else ''}")
     kind = str(zone.body.get("tz_type", "unknown type"))
     if kind not in OVERLAY_TYPES:
         return Finding("transport-zone", "fail", f"transport zone {wanted} is {kind}, not an overlay zone",
@@ -126,17 +141,24 @@ def free_network(design: Design, inventory: LiveInventory, tries: int = 256) -> 
     return None
 
 
+def _inspected(design: Design, inventory: LiveInventory) -> str:
+    others = {seg.path for seg, _ in _other_segments(design, inventory)}
+    return f"{len(others)} other segment(s) with subnets inspected"
+
+
 def _overlaps(design: Design, inventory: LiveInventory) -> list[Finding]:
+    """One finding per segment that overlaps the node network; the detail says how many were inspected."""
     cidr = design.spec.nsx.segment.cidr
     free = free_network(design, inventory)
     hint = "choose a free range for nsx.segment.cidr and the addresses in it" + (
         f", e.g. {free}" if free else "")
+    inspected = _inspected(design, inventory)
     found = [
         Finding("segment-cidr", "fail", f"segment {seg.id} ({ownership_of(seg).label}) has {net}, which overlaps "
-                f"the node network {cidr}", hint)
+                f"the node network {cidr} ({inspected})", hint)
         for seg, net in _other_segments(design, inventory) if net.overlaps(cidr)
     ]
-    return found or [Finding("segment-cidr", "ok", f"no other segment overlaps {cidr}")]
+    return found or [Finding("segment-cidr", "ok", f"no other segment overlaps {cidr} ({inspected})")]
 
 
 def _range_in(rng: IpRange, network: ipaddress.IPv4Network) -> bool:
@@ -144,16 +166,22 @@ def _range_in(rng: IpRange, network: ipaddress.IPv4Network) -> bool:
 
 
 def _addresses(design: Design, inventory: LiveInventory) -> list[Finding]:
+    """One finding per colliding segment, naming the cluster addresses inside it (not one per address)."""
     plan = design.ip_plan
     named = [(f"API VIP {plan.api_vip}", IpRange(plan.api_vip, plan.api_vip))]
     named += [(f"LoadBalancer pool {p.name} {p.range}", p.range) for p in plan.pools]
     named += [(f"node {n.name} {n.address}", IpRange(n.address, n.address)) for n in plan.nodes]
-    found = [
-        Finding("addresses", "fail", f"{what} is inside segment {seg.id} {net} ({ownership_of(seg).label})",
-                "another segment answers for these addresses: move the VIP, pools and nodes to a free range")
-        for seg, net in _other_segments(design, inventory) for what, rng in named if _range_in(rng, net)
-    ]
-    return found or [Finding("addresses", "ok", "the API VIP, pools and node addresses are in no other segment")]
+    found = []
+    for seg, net in _other_segments(design, inventory):
+        inside = [what for what, rng in named if _range_in(rng, net)]
+        if inside:
+            shown = ", ".join(inside[:4]) + (f" and {len(inside) - 4} more" if len(inside) > 4 else "")
+            found.append(Finding(
+                "addresses", "fail", f"{shown} {'is' if len(inside) == 1 else 'are'} inside segment {seg.id} {net} "
+                f"({ownership_of(seg).label}): {len(inside)} of the cluster's {len(named)} addresses and ranges",
+                "another segment answers for these addresses: move the VIP, pools and nodes to a free range"))
+    return found or [Finding("addresses", "ok", f"none of the cluster's {len(named)} addresses and ranges is in "
+                             f"another segment ({_inspected(design, inventory)})")]
 
 
 # ---- ids and names ------------------------------------------------------------------------------
@@ -190,17 +218,18 @@ def _tep_mtu(design: Design, inventory: LiveInventory) -> Finding:
     mtu = design.mtu
     needed = mtu.node_mtu + mtu.nsx_overhead
     live = inventory.tep_mtu
+    source = f" (from {inventory.tep_mtu_source})" if inventory.tep_mtu_source else ""
     if live is None:
-        return Finding("tep-mtu", "warn", "could not read the TEP MTU (SwitchingGlobalConfig)",
-                       f"check in NSX that the host uplink MTU is at least {needed}")
+        return Finding("tep-mtu", "warn", "could not read the TEP MTU (uplink host-switch profiles, "
+                       "SwitchingGlobalConfig)", f"check in NSX that the host uplink MTU is at least {needed}")
     if live < needed:
-        return Finding("tep-mtu", "fail", f"TEP MTU {live} is too small for node MTU {mtu.node_mtu} "
+        return Finding("tep-mtu", "fail", f"TEP MTU {live}{source} is too small for node MTU {mtu.node_mtu} "
                        f"(Geneve needs {mtu.nsx_overhead} more: {needed})",
                        f"lower network.node_mtu to {live - mtu.nsx_overhead} or raise the TEP MTU in NSX")
     if live != design.spec.nsx.tep_mtu:
-        return Finding("tep-mtu", "warn", f"NSX's TEP MTU is {live}, cluster.yaml says nsx.tep_mtu {mtu.tep_mtu}",
-                       f"set nsx.tep_mtu: {live} so the MTU chain matches NSX (uplink profiles may override it)")
-    return Finding("tep-mtu", "ok", f"TEP MTU {live} carries node MTU {mtu.node_mtu} (needs {needed})")
+        return Finding("tep-mtu", "warn", f"NSX's TEP MTU is {live}{source}, cluster.yaml says nsx.tep_mtu "
+                       f"{mtu.tep_mtu}", f"set nsx.tep_mtu: {live} so the MTU chain matches NSX")
+    return Finding("tep-mtu", "ok", f"TEP MTU {live}{source} carries node MTU {mtu.node_mtu} (needs {needed})")
 
 
 def _dfw_order(design: Design, inventory: LiveInventory) -> list[Finding]:

@@ -150,7 +150,8 @@ def render_nsx_report(design: Design, inventory: LiveInventory, findings: list[F
     counts = rules_per_category(inventory)
     lines = [
         f"# NSX investigation for cluster {design.name}", "",
-        f"NSX Manager `{inventory.manager}`, read by `nsxkube nsx discover` with GET requests only. Owners come "
+        f"NSX Manager `{inventory.manager}`" + (f" (NSX {inventory.nsx_version})" if inventory.nsx_version else "")
+        + ", read by `nsxkube nsx discover` with GET requests only. Owners come "
         "from tags and protection: `nsxkube/cluster`, `ncp/*` / `pks/*` / `owner=NCP` (Tanzu / NCP), `nsx-op/*` "
         "(nsx-operator), `_protection: REQUIRE_OVERRIDE` (a principal identity), `_system_owned`.", "",
         "## 1. Investigation results", "",
@@ -164,8 +165,8 @@ def render_nsx_report(design: Design, inventory: LiveInventory, findings: list[F
         "### IP discovery and SpoofGuard profiles", "",
         *_table(("profile", "kind", "settings", "bound to segments", "owner"), profile_rows(inventory)),
         "### MTU", "",
-        f"- TEP / uplink MTU (SwitchingGlobalConfig `physical_uplink_mtu`): "
-        f"{inventory.tep_mtu if inventory.tep_mtu is not None else 'could not be read'}",
+        f"- TEP / uplink MTU: {inventory.tep_mtu if inventory.tep_mtu is not None else 'could not be read'}"
+        + (f" ({inventory.tep_mtu_source})" if inventory.tep_mtu_source else ""),
         f"- Gateway interface MTU (global config `mtu`): "
         f"{inventory.gateway_mtu if inventory.gateway_mtu is not None else 'could not be read'}",
         f"- Needed for node MTU {design.mtu.node_mtu}: {design.mtu.node_mtu + design.mtu.nsx_overhead}", "",

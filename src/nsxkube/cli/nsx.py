@@ -62,10 +62,13 @@ def run_discover(path: Path, *, as_json: bool, report: Path | None) -> int:
     findings = audit(design, inventory)
     if report is not None:
         write_file(report, render_nsx_report(design, inventory, findings), "the report")
+    data = discover_dict(design, inventory, findings)
+    data["nsx_version"] = inventory.nsx_version
+    data["mtu"]["tep_source"] = inventory.tep_mtu_source
     if as_json:
-        print(json.dumps(discover_dict(design, inventory, findings), indent=2))
+        print(json.dumps(data, indent=2))
     else:
-        show_discovery(discover_dict(design, inventory, findings))
+        show_discovery(data)
         if report is not None:
             typer.echo(f"wrote {report}")
     return 1 if failures(findings) else 0
@@ -89,7 +92,8 @@ def show_discovery(data: dict[str, Any]) -> None:
     def owner(item: dict[str, Any]) -> str:
         return f"{item['owner']}: {item['owner_detail']}" if item["owner_detail"] else item["owner"]
 
-    console.print(f"[bold]NSX {data['manager']}[/] for cluster {data['cluster']}")
+    version = f" (NSX {data['nsx_version']})" if data.get("nsx_version") else ""
+    console.print(f"[bold]NSX {data['manager']}[/]{version} for cluster {data['cluster']}", markup=True)
     table("Transport zones", ("zone", "type", "owner"),
           [(z["path"].rsplit("/", 1)[1], z["tz_type"], owner(z)) for z in data["transport_zones"]])
     table("Gateways", ("gateway", "type", "owner"), [(g["path"], g["type"], owner(g)) for g in data["gateways"]])
@@ -103,7 +107,9 @@ def show_discovery(data: dict[str, Any]) -> None:
           [(p["path"].rsplit("/", 1)[1], p["settings"], ", ".join(p["bound_to"]) or "—", owner(p))
            for p in data["profiles"]])
     mtu = data["mtu"]
-    console.print(f"MTU: TEP {mtu['tep']}, gateway {mtu['gateway']}, needed for the nodes {mtu['needed']}")
+    source = f" ({mtu['tep_source']})" if mtu.get("tep_source") else ""
+    console.print(f"MTU: TEP {mtu['tep']}{source}, gateway {mtu['gateway']}, needed for the nodes {mtu['needed']}",
+                  markup=False)
     style = {"ok": "green", "warn": "yellow", "fail": "bold red"}
     shown = Table(title="Conflicts with cluster.yaml", title_justify="left")
     for column in ("check", "result", "detail", "hint"):

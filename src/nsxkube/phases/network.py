@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nsxkube.design import Design
 from nsxkube.errors import ProviderError
 from nsxkube.phases.clients import nsx_client
-from nsxkube.pipeline.change import Change, mutating
+from nsxkube.pipeline.change import PREFLIGHT, Change, mutating
 from nsxkube.pipeline.context import Context
 from nsxkube.pipeline.waiting import backoff
 
@@ -47,7 +47,7 @@ def plan_network(design: Design, snapshot: NetworkSnapshot) -> list[Change]:
 
     changes = [Change(c.action, c.kind, c.obj.id, c.detail, c.fields, subject=c.obj)
                for c in diff_objects(desired_nsx_objects(design), snapshot.inventory, design.name)]
-    changes += [Change("conflict", "preflight check", f.check, f.detail) for f in snapshot.findings
+    changes += [Change("conflict", PREFLIGHT, f.check, f.detail) for f in snapshot.findings
                 if f.status == "fail" and f.check != "ids"]
     if design.spec.nsx.segment.use_existing:
         changes += missing_on_existing_segment(design, snapshot.inventory)

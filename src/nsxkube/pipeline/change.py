@@ -61,10 +61,18 @@ def mutating(changes: Iterable[Change], *kinds: str) -> list[Change]:
     return [c for c in changes if c.mutating and (not kinds or c.kind in kinds)]
 
 
+PREFLIGHT = "preflight check"  # the kind of a conflict that is a failed check, not an object
+
+
 def refuse_conflicts(phase: str, changes: Sequence[Change], hint: str) -> None:
     """The one refusal: while a plan holds a conflict (an object with our name that is not ours, a
-    failed preflight check), its phase writes nothing."""
-    conflicts = [c.one_line() for c in changes if c.action == "conflict"]
-    if conflicts:
-        raise ConflictError(f"{phase}: nothing was written, {len(conflicts)} conflict(s): {and_more(conflicts)}",
-                            hint=hint)
+    failed preflight check), its phase writes nothing. Objects and checks are counted apart: an
+    overlap is no object of someone else's."""
+    conflicts = [c for c in changes if c.action == "conflict"]
+    if not conflicts:
+        return
+    checks = sum(1 for c in conflicts if c.kind == PREFLIGHT)
+    counted = [f"{len(conflicts) - checks} object(s) not ours"] if len(conflicts) > checks else []
+    counted += [f"{checks} preflight check(s) fail"] if checks else []
+    raise ConflictError(f"{phase}: nothing was written, {' and '.join(counted)}: "
+                        f"{and_more([c.one_line() for c in conflicts])}", hint=hint)

@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from nsxkube.lab.nsx import hierarchy, paging, realization, search, tree
+from nsxkube.lab.nsx import hierarchy, members, paging, realization, search, tree
 from nsxkube.lab.nsx.auth import SESSION_COOKIE, XSRF_HEADER, Authenticator, Identity, identity_of_failure
 from nsxkube.lab.nsx.errors import (
     INTERNAL_ERROR,
     METHOD_NOT_ALLOWED,
     MODULE_COMMON,
+    NOT_EMULATED,
     STALE_REVISION,
     NsxApiError,
     field_errors,
@@ -28,7 +29,17 @@ from nsxkube.lab.nsx.errors import (
 from nsxkube.lab.nsx.faults import FaultPlan
 from nsxkube.lab.nsx.inventory import FABRIC_VIFS, POLICY_VMS, Inventory
 from nsxkube.lab.nsx.realization import Realizer
-from nsxkube.lab.nsx.registry import GLOBAL_CONFIG_PATH, INFRA, INFRA_TYPE, Location, locate, parent_of
+from nsxkube.lab.nsx.registry import (
+    GLOBAL_CONFIG_PATH,
+    GROUP_MEMBER_KINDS,
+    INFRA,
+    INFRA_TYPE,
+    Location,
+    locate,
+    locate_empty,
+    nearest_object,
+    parent_of,
+)
 from nsxkube.lab.nsx.request_log import RequestLog
 from nsxkube.lab.nsx.store import Store, collection, object_view
 from nsxkube.lab.nsx.transaction import Actor, Changes, Transaction
@@ -37,6 +48,12 @@ POLICY_PREFIX = "/policy/api/v1"
 SESSION_CREATE = "/api/session/create"
 SESSION_DESTROY = "/api/session/destroy"
 MP_SWITCHING_CONFIG = "/api/v1/global-configs/SwitchingGlobalConfig"
+MP_HOST_SWITCH_PROFILES = "/api/v1/host-switch-profiles"
+NODE_VERSION = "/api/v1/node/version"
+MANAGER_PREFIX = "/api/v1/"
+# What GET /api/v1/node/version answers unless told otherwise: a 4.2 manager's build string.
+DEFAULT_NSX_VERSION = "4.2.1.0.0.24304122"
+UPLINK_PROFILE_TYPES = {"UplinkHostSwitchProfile": "PolicyUplinkHostSwitchProfile"}  # manager → policy name
 ALLOW_OVERWRITE_HEADER = "X-Allow-Overwrite"
 
 _log = logging.getLogger(__name__)
@@ -79,6 +96,7 @@ class NsxApi:
         *,
         inventory: Inventory | None = None,
         secure_cookies: bool = True,
+        nsx_version: str = DEFAULT_NSX_VERSION,
     ) -> None:
         self.store = store
         self.inventory = inventory or Inventory()
@@ -87,6 +105,7 @@ class NsxApi:
         self.faults = faults
         self.log = log
         self._secure_cookies = secure_cookies
+        self.nsx_version = nsx_version
 
     def handle(self, request: Request) -> Response:
         """Answer one NSX API call and append it to the request log."""
@@ -119,6 +138,12 @@ class NsxApi:
             return Response(200)
         if path == MP_SWITCHING_CONFIG:
             return self._switching_config(method)
+        if path == NODE_VERSION:
+            _require_method(method, ("GET",), path)
+            return Response(200, {"node_version": self.nsx_version, "product_version": self.nsx_version})
+        if path == MP_HOST_SWITCH_PROFILES:
+            _require_method(method, ("GET",), path)
+            return Response(200, self._manager_host_switch_profiles(request.query))
         if path == FABRIC_VIFS:
             _require_method(method, ("GET",), path)
             return Response(200, self.inventory.list_vifs(request.query))
@@ -126,6 +151,8 @@ class NsxApi:
             return self._virtual_machines(call, method)
         if path.startswith(POLICY_PREFIX + "/"):
             return self._policy(call, method, path[len(POLICY_PREFIX) :])
+        if path.startswith(MANAGER_PREFIX):
+            raise not_emulated(method, path)
         raise NsxApiError(404, 600, f"The requested URI: {path} could not be found.")
 
     def _policy(self, call: _Call, method: str, path: str) -> Response:
@@ -141,12 +168,13 @@ class NsxApi:
             return Response(200, special[path](query))
         loc = locate(path)
         if loc is None:
-            raise NsxApiError(404, 600, f"The requested URI: {POLICY_PREFIX}{path} could not be found.")
+            return self._unmodelled(method, path, query)
         if loc.kind == "collection":
             _require_method(method, ("GET",), path)
             return Response(200, self._list(loc, query))
         if method == "GET" and loc.otype is INFRA_TYPE and (wanted := tree.type_matcher(query)) is not None:
-            return Response(200, tree.infra_tree(self.store.committed(), self._get(loc), wanted))
+            return Response(200, tree.infra_tree(self.store.committed(), self._get(loc), wanted,
+                                                 self.faults.omitted_fields))
         if method == "GET":
             return Response(200, self._get(loc))
         if method == "PATCH":
@@ -199,7 +227,58 @@ class NsxApi:
         objects = self.store.committed()
         if loc.parent_path != INFRA and loc.parent_path not in objects:
             raise not_found(loc.parent_path)
-        return paging.paginate(collection(objects, loc.path, loc.parent_path), query)
+        items = collection(objects, loc.path, loc.parent_path)
+        if loc.otype.resource_type == "PolicyUplinkHostSwitchProfile" and query.get("hostswitch_profile_type"):
+            items = [o for o in items if o["resource_type"] == query["hostswitch_profile_type"]]
+        return paging.paginate(items, query)
+
+    def _unmodelled(self, method: str, path: str, query: Mapping[str, str]) -> Response:
+        """A policy path the store does not hold: a known empty collection (200 / 404 by its parent),
+        a group's computed members, or something the emulator does not implement (501)."""
+        objects = self.store.committed()
+        if "%2F" in path.upper():  # an id cannot hide a slash: no such object
+            raise not_found(path)
+        parts = path.rstrip("/").split("/")
+        if len(parts) == 8 and parts[1:3] == ["infra", "domains"] and parts[4] == "groups" and parts[6] == "members":
+            group_path = "/".join(parts[:6])
+            if parts[7] in GROUP_MEMBER_KINDS:
+                _require_method(method, ("GET",), path)
+                group = objects.get(group_path)
+                if group is None:
+                    raise not_found(group_path)
+                found = members.group_members(group, parts[7], objects, self.inventory.list_vms({})["results"])
+                return Response(200, {"results": found, "result_count": len(found)})
+        empty = locate_empty(path)
+        if empty is not None:
+            if method not in ("GET", "DELETE"):
+                raise not_emulated(method, POLICY_PREFIX + path)
+            if empty.parent_path not in objects:
+                raise not_found(empty.parent_path)
+            if empty.object_id is not None:  # an item of a collection that holds nothing
+                if method == "DELETE":
+                    return Response(200)
+                raise not_found(path)
+            _require_method(method, ("GET",), path)
+            return Response(200, paging.paginate([], query))
+        nearest = nearest_object(path)
+        if nearest is not None and method == "GET" and nearest.path not in objects:
+            raise not_found(nearest.path)
+        raise not_emulated(method, POLICY_PREFIX + path)
+
+    def _manager_host_switch_profiles(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """The manager API's (deprecated in 4.x, still served) view of the uplink profiles."""
+        wanted = query.get("hostswitch_profile_type")
+        if wanted and wanted not in UPLINK_PROFILE_TYPES:
+            items: list[dict[str, Any]] = []
+        else:
+            items = [
+                {**{k: v for k, v in o.items() if k not in ("path", "parent_path", "relative_path", "unique_id",
+                                                             "marked_for_delete", "overridden")},
+                 "resource_type": "UplinkHostSwitchProfile", "path": o["path"]}
+                for o in collection(self.store.committed(), "/infra/host-switch-profiles", INFRA)
+                if o["resource_type"] == "PolicyUplinkHostSwitchProfile"
+            ]
+        return paging.paginate(items, query)
 
     def _search(self, query: Mapping[str, str]) -> dict[str, Any]:
         if not query.get("query"):
@@ -336,6 +415,13 @@ def _loggable_body(request: Request) -> Any:
         return json.loads(request.body)
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def not_emulated(method: str, path: str) -> NsxApiError:
+    """A plausible NSX call the emulator does not implement: 501 with an NSX error body, never a
+    404 that a client would read as "the object does not exist"."""
+    return NsxApiError(501, NOT_EMULATED, f"{method} {path} is not implemented by the NSX emulator "
+                       "(docs/testing.md lists what it covers).")
 
 
 def _method_not_allowed(method: str, path: str) -> NsxApiError:

@@ -10,6 +10,8 @@ request log (the log is the record of NSX traffic only).
     POST   /_emulator/realization-error   {"path": "/infra/segments/x", "message": "..."}
     DELETE /_emulator/realization-error?path=/infra/segments/x
     POST   /_emulator/realization-delay   {"seconds": 0.2}
+    POST   /_emulator/omit-derived-fields {"on": true}
+    POST   /_emulator/version             {"version": "4.1.2.0.0.22589037"}
     POST   /_emulator/plant               {"path": ..., "body": {...}, "principal": "wcp-..."?}
     GET    /_emulator/object?path=/infra/segments/x
     GET    /_emulator/requests
@@ -70,6 +72,10 @@ def _route(api: NsxApi, request: Request) -> Response:
         api.realizer.clear_error(request.query["path"])
     elif (method, action) == ("POST", "realization-delay"):
         api.realizer.set_delay(float(body["seconds"]))
+    elif (method, action) == ("POST", "omit-derived-fields"):
+        api.faults.omit_derived_fields(bool(body.get("on", True)))
+    elif (method, action) == ("POST", "version"):
+        api.nsx_version = str(body["version"])
     elif (method, action) == ("POST", "plant"):
         principal = body.get("principal")
         actor = Actor(

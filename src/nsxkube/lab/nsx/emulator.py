@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
-from nsxkube.lab.nsx.api import NsxApi, Request, Response, note_changes
+from nsxkube.lab.nsx.api import DEFAULT_NSX_VERSION, NsxApi, Request, Response, note_changes
 from nsxkube.lab.nsx.auth import DEFAULT_SESSION_TTL, Authenticator
 from nsxkube.lab.nsx.control import CONTROL_PREFIX, handle_control
 from nsxkube.lab.nsx.faults import FaultPlan
@@ -46,6 +46,7 @@ class NsxEmulator:
         username: str = DEFAULT_USERNAME,
         password: str | None = None,
         session_ttl: float = DEFAULT_SESSION_TTL,
+        nsx_version: str = DEFAULT_NSX_VERSION,
     ) -> None:
         self.preset = preset
         self.host = require_loopback(host)
@@ -61,7 +62,7 @@ class NsxEmulator:
         self.log = RequestLog(log_path)
         self.inventory = Inventory()
         self.api = NsxApi(self.store, self.realizer, self.auth, self.faults, self.log, inventory=self.inventory,
-                          secure_cookies=tls)
+                          secure_cookies=tls, nsx_version=nsx_version)
         self._server: EmulatorHttpServer | None = None
         self._thread: threading.Thread | None = None
         self._cert_dir: Path | None = None
@@ -204,6 +205,15 @@ class NsxEmulator:
 
     def set_realization_delay(self, seconds: float) -> None:
         self.realizer.set_delay(seconds)
+
+    def omit_derived_fields(self, on: bool = True) -> None:
+        """Hierarchical reads leave out what a child's place in the tree implies (`parent_path`,
+        `relative_path`, …), as an independently written NSX responder may."""
+        self.faults.omit_derived_fields(on)
+
+    def set_version(self, version: str) -> None:
+        """What GET /api/v1/node/version answers (node_version and product_version)."""
+        self.api.nsx_version = version
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -25,6 +25,9 @@ emulator choice (clients should key on the HTTP status and treat these codes as 
 | 429    | 102     | injected: too many requests               | emulator choice                          |
 | 500    | 607     | injected: transaction aborted, retry      | real (nsx-operator APITransactionAborted)|
 | 500    | 100     | internal error in the emulator            | emulator choice                          |
+| 501    | 501     | a plausible call the emulator does not    | emulator choice                          |
+|        |         | implement (never 404: "not there" is a    |                                          |
+|        |         | claim about NSX's state)                  |                                          |
 | 503    | 503     | injected: service unavailable             | emulator choice                          |
 """
 
@@ -47,6 +50,7 @@ STALE_REVISION = 604
 TOO_MANY_REQUESTS = 102
 TRANSACTION_ABORTED = 607
 INTERNAL_ERROR = 100
+NOT_EMULATED = 501
 SERVICE_UNAVAILABLE = 503
 
 MODULE_POLICY = "policy"

@@ -49,6 +49,11 @@ class Hold:
     path_prefix: str | None = None
 
 
+# What `omit_derived_fields` leaves out of hierarchical read-backs: fields the tree position implies.
+DERIVED_FIELDS = frozenset({"parent_path", "relative_path", "unique_id", "marked_for_delete", "overridden",
+                            "rule_count"})
+
+
 class FaultPlan:
     def __init__(self) -> None:
         self._failures: list[InjectedFailure] = []
@@ -56,6 +61,11 @@ class FaultPlan:
         self._holds: list[Hold] = []
         self.holds_started = 0  # matching calls that began their hold (what a test waits for)
         self._lock = threading.Lock()
+        self.omitted_fields: frozenset[str] = frozenset()
+
+    def omit_derived_fields(self, on: bool = True) -> None:
+        """Hierarchical reads leave out DERIVED_FIELDS from every child (as a sparser responder would)."""
+        self.omitted_fields = DERIVED_FIELDS if on else frozenset()
 
     def hold_next(self, seconds: float, count: int = 1, *, method: str | None = None,
                   path_prefix: str | None = None) -> None:
@@ -112,6 +122,7 @@ class FaultPlan:
             self._failures.clear()
             self._stale_puts = 0
             self._holds.clear()
+            self.omitted_fields = frozenset()
 
     def take_failure(self, method: str, path: str) -> NsxApiError | None:
         """The error to answer this call with, if a planned failure matches (consuming one)."""

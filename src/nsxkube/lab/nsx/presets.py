@@ -2,17 +2,20 @@
 
 `empty`: a freshly installed NSX with one overlay and one VLAN transport zone, a tier-0 and a
 tier-1 an admin made, the default profiles, domain `default`, a few predefined services, the
-default layer-3 firewall section, and the global config (TEP MTU 1700).
+default layer-3 firewall section, the global config (TEP MTU 1700), and the default uplink
+host-switch profile (no MTU of its own: the global one applies).
 
 `tanzu`: `empty` plus what vSphere with Tanzu leaves behind — tier-1s, segments, a port, binding
 maps, groups and a DFW policy created by NCP / nsx-operator under a principal identity
 (`_protection: REQUIRE_OVERRIDE`, `ncp/*` and `nsx-op/*` tags), a `vnet-domain-c8-…` segment whose
-subnet overlaps 172.16.50.0/24 (the default node network) partially, and a segment an admin made
-by hand with no tags. It also holds the Supervisor's networks as a Tanzu (NCP) install leaves
-them: the namespace network as an IP block (the default 10.244.0.0/20, behind SNAT; the /28
-segments above are carved from it), a routable namespace network (a block tagged `ncp/no_snat`,
-as for a namespace with NAT off), the ingress and egress CIDRs as IP pools (always routed), and
-the host TEP pool an admin made before enabling the Supervisor.
+subnet overlaps 172.16.50.0/24 (the default node network) partially, a segment an admin made
+by hand with no tags, and the uplink profiles of the Supervisor's hosts and edges (TEP MTU 1700
+and 9000: NSX 4.x keeps the TEP MTU there, per transport node). It also holds the Supervisor's
+networks as a Tanzu (NCP) install leaves them: the namespace network as an IP block (the default
+10.244.0.0/20, behind SNAT; the /28 segments above are carved from it), a routable namespace
+network (a block tagged `ncp/no_snat`, as for a namespace with NAT off), the ingress and egress
+CIDRs as IP pools (always routed), and the host TEP pool an admin made before enabling the
+Supervisor.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ DEFAULT_IP_DISCOVERY_PROFILE = "/infra/ip-discovery-profiles/default-ip-discover
 DEFAULT_MAC_DISCOVERY_PROFILE = "/infra/mac-discovery-profiles/default-mac-discovery-profile"
 DEFAULT_LAYER3_SECTION = f"{DEFAULT_DOMAIN_PATH}/security-policies/default-layer3-section"
 TEP_MTU = 1700
+UPLINK_PROFILES = "/infra/host-switch-profiles"
+DEFAULT_UPLINK_PROFILE = f"{UPLINK_PROFILES}/nsx-default-uplink-hostswitch-profile"
+TANZU_UPLINK_PROFILES = {"esxi-host-uplink-profile": TEP_MTU, "edge-uplink-profile": 9000}
 PREDEFINED_SERVICES = {
     "SSH": ("TCP", "22"),
     "HTTP": ("TCP", "80"),
@@ -127,6 +133,7 @@ def load_empty(store: Store) -> None:
             (DEFAULT_IP_DISCOVERY_PROFILE, {}),
             (DEFAULT_MAC_DISCOVERY_PROFILE, {}),
             ("/infra/global-config", {"mtu": 1500, "physical_uplink_mtu": TEP_MTU}),
+            (DEFAULT_UPLINK_PROFILE, _uplink_teaming("uplink-1"), {"is_default": True}),
             *services,
         ],
     )
@@ -158,6 +165,17 @@ def load_empty(store: Store) -> None:
     )
 
 
+def _uplink_teaming(*uplinks: str, **extra: Any) -> dict[str, Any]:
+    active = [{"uplink_name": u, "uplink_type": "PNIC"} for u in uplinks]
+    return {"teaming": {"policy": "FAILOVER_ORDER", "active_list": active}, "transport_vlan": 0, **extra}
+
+
+def load_uplink_profiles(store: Store) -> None:
+    """The uplink profiles an admin made for the Supervisor cluster's hosts and its edges."""
+    plant(store, ADMIN, [(f"{UPLINK_PROFILES}/{name}", _uplink_teaming("uplink-1", "uplink-2", mtu=mtu))
+                         for name, mtu in TANZU_UPLINK_PROFILES.items()])
+
+
 def _ncp_tags(created_for: str, *extra: tuple[str, str]) -> list[dict[str, str]]:
     return _tags(
         ("ncp/cluster", TANZU_CLUSTER),
@@ -180,6 +198,7 @@ def _segment(t1_id: str, gateway: str, tags: list[dict[str, str]], **extra: Any)
 
 def load_tanzu(store: Store) -> None:
     load_empty(store)
+    load_uplink_profiles(store)
     t1 = f"/infra/tier-1s/{TANZU_T1_ID}"
     vnet = f"/infra/segments/{TANZU_OVERLAPPING_SEGMENT_ID}"
     supervisor = f"/infra/segments/{TANZU_SUPERVISOR_SEGMENT_ID}"

@@ -57,10 +57,64 @@ OBJECT_TYPES: tuple[ObjectType, ...] = (
     ObjectType("Site", ("sites",), read_only=True),
     ObjectType("EnforcementPoint", ("sites", "enforcement-points"), read_only=True),
     ObjectType("PolicyTransportZone", ("sites", "enforcement-points", "transport-zones"), read_only=True),
+    # Uplink profiles carry the TEP MTU per host switch (NSX 4.x); made in System > Fabric, not here.
+    ObjectType("PolicyUplinkHostSwitchProfile", ("host-switch-profiles",), read_only=True),
 )
+
+# Collections the real Policy API serves under an object of a modelled type, but that the emulator
+# holds nothing in (from the API reference's list operations; see docs/testing.md). A GET lists
+# them empty when the parent exists and answers 404 when it does not; a write into them is 501.
+EMPTY_COLLECTIONS: dict[str, tuple[str, ...]] = {
+    "Segment": ("segment-qos-profile-binding-maps", "segment-monitoring-profile-binding-maps",
+                "dhcp-static-binding-configs"),
+    "SegmentPort": ("port-discovery-profile-binding-maps", "port-security-profile-binding-maps",
+                    "port-qos-profile-binding-maps", "port-monitoring-profile-binding-maps"),
+    "Tier0": ("locale-services", "static-routes", "prefix-lists", "route-maps", "community-lists"),
+    "Tier1": ("locale-services", "static-routes", "segments"),
+    "Domain": ("gateway-policies",),
+}
+# Group members are computed, not stored: /infra/domains/{d}/groups/{g}/members/{kind}.
+GROUP_MEMBER_KINDS = ("virtual-machines", "ip-addresses", "segments", "segment-ports", "vifs", "ip-groups",
+                      "physical-servers")
 
 BY_RESOURCE_TYPE: dict[str, ObjectType] = {t.resource_type: t for t in (*OBJECT_TYPES, INFRA_TYPE, GLOBAL_CONFIG_TYPE)}
 _BY_CHAIN: dict[tuple[str, ...], ObjectType] = {t.chain: t for t in OBJECT_TYPES}
+
+
+@dataclass(frozen=True)
+class EmptyCollection:
+    """A known collection with nothing in it: its parent object, and the object id if one was named."""
+
+    parent_path: str
+    parent_type: ObjectType
+    name: str
+    object_id: str | None
+
+
+def locate_empty(path: str) -> EmptyCollection | None:
+    """`/infra/segments/s/segment-qos-profile-binding-maps[/id]` → what it names, or None."""
+    parts = path.rstrip("/").split("/")
+    for cut in (len(parts) - 1, len(parts) - 2):
+        if cut < 3:
+            continue
+        parent = locate("/".join(parts[:cut]))
+        if parent is None or parent.kind != "object":
+            continue
+        name = parts[cut]
+        if name in EMPTY_COLLECTIONS.get(parent.otype.resource_type, ()):
+            object_id = unquote(parts[cut + 1]) if cut + 1 < len(parts) else None
+            return EmptyCollection(parent.path, parent.otype, name, object_id)
+    return None
+
+
+def nearest_object(path: str) -> Location | None:
+    """The deepest object of a modelled type that `path` lies under (for 404-versus-501)."""
+    parts = path.rstrip("/").split("/")
+    for cut in range(len(parts) - 1, 2, -1):
+        found = locate("/".join(parts[:cut]))
+        if found is not None and found.kind == "object":
+            return found
+    return None
 
 
 @dataclass(frozen=True)

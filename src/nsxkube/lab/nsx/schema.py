@@ -277,6 +277,16 @@ OBJECTS: dict[str, dict[str, Prop]] = {
         "nsx_id": STR,
         "uplink_teaming_policy_names": arr(STR),
     },
+    "PolicyUplinkHostSwitchProfile": {
+        "mtu": INT,  # the TEP MTU of the host switches using it; unset: SwitchingGlobalConfig's
+        "transport_vlan": INT,
+        "overlay_encap": enum("GENEVE", "VXLAN"),
+        "teaming": FREE,
+        "named_teamings": arr(FREE),
+        "lags": arr(FREE),
+        "required_capabilities": ro(arr(STR)),
+        "realization_id": ro(STR),
+    },
     # `mtu` is the gateway interface MTU (real Policy GlobalConfig). `physical_uplink_mtu` is the
     # TEP MTU, which real NSX keeps in the manager's SwitchingGlobalConfig; the emulator serves it
     # here as well so one read gives the whole MTU picture.

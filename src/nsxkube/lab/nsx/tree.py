@@ -5,6 +5,10 @@ Only types that match are populated, and the walk descends only through matching
 the groups, the filter must name `Domain` as well (`filter=Type-Domain|Group`, VMware's own
 example). A policy's rules come as `ChildRule` children when `Rule` matches; the policy itself
 carries `rule_count` but no inline `rules`. Without a filter the answer is the bare Infra object.
+
+`omit` names fields to leave out of every child (the fault mode `omit_derived_fields`): a
+responder written from the schema alone may skip what the position in the tree already says
+(`parent_path`, `relative_path`…), and a client must still read the tree right.
 """
 
 from __future__ import annotations
@@ -40,15 +44,17 @@ def type_matcher(query: Mapping[str, str]) -> TypeMatch | None:
     return lambda name: any(p.fullmatch(name) for p in patterns)
 
 
-def infra_tree(objects: Mapping[str, dict[str, Any]], infra: dict[str, Any], wanted: TypeMatch) -> dict[str, Any]:
+def infra_tree(objects: Mapping[str, dict[str, Any]], infra: dict[str, Any], wanted: TypeMatch,
+               omit: frozenset[str] = frozenset()) -> dict[str, Any]:
     children_of: dict[str, list[str]] = {}
     for path, obj in objects.items():
         children_of.setdefault(obj["parent_path"], []).append(path)
-    return {**infra, "children": _children(objects, children_of, INFRA, wanted)}
+    return {**infra, "children": _children(objects, children_of, INFRA, wanted, omit)}
 
 
 def _children(
-    objects: Mapping[str, dict[str, Any]], children_of: dict[str, list[str]], parent: str, wanted: TypeMatch
+    objects: Mapping[str, dict[str, Any]], children_of: dict[str, list[str]], parent: str, wanted: TypeMatch,
+    omit: frozenset[str],
 ) -> list[dict[str, Any]]:
     wrappers = []
     for path in sorted(children_of.get(parent, ())):
@@ -57,7 +63,9 @@ def _children(
             continue
         view = object_view(objects, path, with_rules=False)
         assert view is not None
-        below = _children(objects, children_of, path, wanted)
+        for name in omit:
+            view.pop(name, None)
+        below = _children(objects, children_of, path, wanted, omit)
         if below:
             view["children"] = below
         wrappers.append({"resource_type": f"Child{rtype}", rtype: view, "marked_for_delete": False,

@@ -7,12 +7,16 @@ Retries: 429, 503 and 500/607 with exponential backoff (honouring Retry-After); 
 PATCH meeting 409/412 is sent again (it carries no revision); a PUT meeting 409/412 goes back to
 `update_object`, which re-reads and re-applies the caller's change. `X-Allow-Overwrite` is never
 sent: objects of a principal identity stay untouched.
+
+One client is one session on one connection pool: it may be used from several threads at once
+(independent reads in parallel); the login happens once, under a lock, before the first call.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,10 +95,15 @@ class NsxClient:
         self._sleep = sleep
         self._http: httpx.Client | None = None
         self._xsrf_token: str | None = None
+        self._lock = threading.Lock()  # guards building the HTTP client and logging in
 
     # ---- connection and login ---------------------------------------------------------------
 
     def _client(self) -> httpx.Client:
+        with self._lock:
+            return self._client_locked()
+
+    def _client_locked(self) -> httpx.Client:
         if self._http is None:
             cfg = self.config
             verify = verify_context(cfg.tls, cfg.endpoint)  # a thumbprint is checked here, before any login
@@ -105,9 +114,15 @@ class NsxClient:
             )
         return self._http
 
+    def _ensure_session(self, stale_token: str | None = None) -> None:
+        """Log in unless another thread already did (or already replaced the token found stale)."""
+        with self._lock:
+            if self.config.auth == "session" and self._xsrf_token == stale_token:
+                self._login()
+
     def _login(self) -> None:
         cfg = self.config
-        http = self._client()
+        http = self._client_locked()
         http.cookies.clear()
         form = {"j_username": cfg.username, "j_password": cfg.password}
         for attempt in range(1, cfg.backoff.attempts + 1):
@@ -141,6 +156,16 @@ class NsxClient:
         self._http = None
         self._xsrf_token = None
 
+    def request_ready(self) -> None:
+        """Build the connection pool and log in now, so calls made in parallel next share one session."""
+        self._client()
+        if self.config.auth == "session" and self._xsrf_token is None:
+            self._ensure_session()
+
+    def notify(self, message: str) -> None:
+        """Pass a line for the operator to whoever built the client (the phase's reporter)."""
+        self._notify(message)
+
     # ---- sending ----------------------------------------------------------------------------
 
     def _send(self, http: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -165,10 +190,11 @@ class NsxClient:
         """One API call with login, retries and NSX errors as NsxRequestError; the parsed JSON answer."""
         cfg, http = self.config, self._client()
         if cfg.auth == "session" and self._xsrf_token is None:
-            self._login()
+            self._ensure_session()
         full, relogged = api_path(path), False
         for attempt in range(1, cfg.backoff.attempts + 1):
-            headers = {XSRF_HEADER: self._xsrf_token} if self._xsrf_token else {}
+            token = self._xsrf_token
+            headers = {XSRF_HEADER: token} if token else {}
             response = self._send(http, method, full, params=params, json=json, headers=headers)
             status = response.status_code
             if status < 400:
@@ -177,7 +203,7 @@ class NsxClient:
             code = error_body(payload).get("error_code")
             if status == 403 and code == BAD_XSRF_TOKEN and cfg.auth == "session" and not relogged:
                 self._notify("NSX session expired; logging in again")
-                self._login()
+                self._ensure_session(stale_token=token)
                 relogged = True
                 continue
             if status in (401, 403) and code in (None, 401, 403):

@@ -70,9 +70,11 @@ class LiveInventory:
 
     objects: Mapping[str, LiveObject]
     transport_zones: Mapping[str, LiveObject] = field(default_factory=dict)
-    tep_mtu: int | None = None  # physical_uplink_mtu of the manager's switching config
+    tep_mtu: int | None = None  # smallest uplink-profile MTU, else the switching config's physical_uplink_mtu
     gateway_mtu: int | None = None  # mtu of the policy global config
     manager: str = ""
+    nsx_version: str = ""  # the manager's product_version, e.g. 4.2.1.0.0.24304122
+    tep_mtu_source: str = ""  # where tep_mtu was read (an uplink profile or SwitchingGlobalConfig)
 
     def get(self, path: str) -> LiveObject | None:
         return self.objects.get(path) or self.transport_zones.get(path)

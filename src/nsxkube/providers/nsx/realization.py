@@ -8,13 +8,19 @@ and a segment becomes a logical switch with its binding maps and the profiles th
 paths polled are the changed policies and segments, plus any changed object neither covers (a
 group edited alone, a profile whose segment did not change). An intent that reports no realized
 entity for `QUIET_ROUNDS` rounds is taken as applied, as the rendered apply.sh does.
+
+A round asks about every pending path at once (one round trip, not one per path); the first round
+goes out right after the write and the pause between rounds starts short and grows, so a manager
+that realizes quickly is not waited on and a slow one is not flooded.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from nsxkube.errors import ProviderError
 from nsxkube.providers.nsx.client import NsxClient
@@ -22,6 +28,7 @@ from nsxkube.render.nsx_objects import NsxObject
 
 REALIZED_ENTITIES = "/infra/realized-state/realized-entities"
 QUIET_ROUNDS = 3
+MAX_PARALLEL = 6  # realized-state reads in flight at once
 POLL_INTERVALS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)  # then 2 s until the timeout
 
 
@@ -72,8 +79,7 @@ def wait_until_realized(
     total, deadline, round_no = len(pending), clock() + timeout, 0
     while pending:
         still: list[_Pending] = []
-        for item in pending:
-            entities = (client.request("GET", REALIZED_ENTITIES, params={"intent_path": item.path}) or {})
+        for item, entities in zip(pending, _read_round(client, [p.path for p in pending]), strict=True):
             results = entities.get("results") or []
             states = {str(e.get("state")) for e in results}
             if "ERROR" in states:
@@ -99,6 +105,16 @@ def wait_until_realized(
                                 hint="NSX may be busy: run apply again later, or raise the realization timeout")
         sleep(min(POLL_INTERVALS[min(round_no, len(POLL_INTERVALS) - 1)], max(0.0, deadline - clock())))
         round_no += 1
+
+
+def _read_round(client: NsxClient, paths: list[str]) -> list[dict[str, Any]]:
+    def read(path: str) -> dict[str, Any]:
+        return client.request("GET", REALIZED_ENTITIES, params={"intent_path": path}) or {}
+
+    if len(paths) == 1:
+        return [read(paths[0])]
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(paths)), thread_name_prefix="nsx-realized") as pool:
+        return list(pool.map(read, paths))
 
 
 def _alarms(entities: list[dict]) -> str:
