@@ -45,29 +45,30 @@ def _now() -> dt.datetime:
 @contextmanager
 def cluster_lock(ctx: Context, verb: str, *, force: bool = False, ttl: float = LEASE_SECONDS,
                  renew_every: float = RENEW_EVERY, now: Callable[[], dt.datetime] = _now) -> Iterator[str]:
-    """Holds the lease for the block; yields the holder's name. Its own NSX session, so renewing
-    never races the phases' calls."""
+    """Holds the lease for the block; yields the holder's name. The lease travels on the run's one
+    NSX session (the phases' too: the client is safe across threads), so it costs a PUT at the start
+    and a read and DELETE at the end, not a log-in of its own."""
+    from nsxkube.phases.clients import nsx_client
     from nsxkube.providers.nsx import lease as leases
-    from nsxkube.providers.nsx.client import NsxClient
-    from nsxkube.providers.nsx.connect import client_config
 
     cluster, holder = ctx.design.name, holder_name(verb)
-    client = NsxClient(client_config(ctx.design.spec.nsx, ctx.secret))
+    client = nsx_client(ctx, "lock")
+    held = _take(ctx, client, leases, cluster, holder, force, ttl, now)
+    stop = threading.Event()
+    renewer = threading.Thread(target=_renew, args=(ctx, client, leases, cluster, holder, held, ttl, renew_every,
+                                                    stop, now), name="nsxkube-lease", daemon=True)
+    renewer.start()
     try:
-        held = _take(ctx, client, leases, cluster, holder, force, ttl, now)
-        stop = threading.Event()
-        renewer = threading.Thread(target=_renew, args=(ctx, client, leases, cluster, holder, held, ttl, renew_every,
-                                                        stop, now), name="nsxkube-lease", daemon=True)
-        renewer.start()
+        yield holder
+    finally:
+        stop.set()
+        renewer.join()
         try:
-            yield holder
-        finally:
-            stop.set()
-            renewer.join()
             if not leases.delete_lease(client, cluster, holder):
                 ctx.reporter.warning("lock", f"the cluster lease was taken over by someone else during this {verb}")
-    finally:
-        client.close()
+        except ProviderError as err:  # never hide the run's own outcome behind the release
+            ctx.reporter.warning("lock", f"could not release the cluster lease ({err.one_line()}); it expires "
+                                         f"{ttl / 60:.0f} min after its last renewal, or run again from this machine")
 
 
 def _take(ctx: Context, client: Any, leases: Any, cluster: str, holder: str, force: bool, ttl: float,
