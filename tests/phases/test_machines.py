@@ -137,7 +137,7 @@ def test_a_foreign_vm_with_a_node_name_is_a_conflict_and_left_untouched(vsphere_
     assert list(after["customValue"]) == [] and after["runtime.powerState"] == before["runtime.powerState"]
 
     # the phase itself refuses too, with one line
-    with pytest.raises(ConflictError, match=r"^machines: nothing was written, 1 conflict\(s\): conflict: vm "
+    with pytest.raises(ConflictError, match=r"^machines: nothing was written, 1 object\(s\) not ours: conflict: vm "
                        r"k8s-prod-cp-2") as caught:
         runner.apply_phase(ctx, PHASE)
     assert "\n" not in caught.value.one_line()

@@ -28,7 +28,7 @@ def apply(lab: VsphereLab) -> runner.RunResult:
 
 
 def planned(lab: VsphereLab) -> dict[str, Change]:
-    return {c.name: c for c in PHASE.plan(lab.context()) if c.kind == "vm"}
+    return {c.name: c for c in runner.observe_and_plan(lab.context(), PHASE)[1] if c.kind == "vm"}
 
 
 def assert_converged(lab: VsphereLab) -> None:
