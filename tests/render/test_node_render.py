@@ -26,6 +26,7 @@ import yaml
 from nsxkube.design import Design
 from nsxkube.render import kubeadm as kubeadm_render
 from nsxkube.render.files import RenderedFile
+from nsxkube.render.keepalived import render_keepalived
 from nsxkube.render.kubeadm import kube_vip_init_kubeconfig, render_kubeadm
 from nsxkube.render.machines import (
     NODE_NIC,
@@ -59,6 +60,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "one-cp-no-workers": {"nodes.control_planes.count": 1, "nodes.workers.count": 0,
                           "kubernetes.image_bundle": "/srv/k8s-images.tar"},
+    "keepalived": {"network.api_vip_provider": "keepalived"},
 }
 TOKEN = "abcdef.0123456789abcdef"
 CA_HASH = "sha256:" + "a1" * 32
@@ -66,7 +68,7 @@ CERT_KEY = "b2" * 32
 
 
 def render_all(design: Design) -> dict[str, RenderedFile]:
-    files = render_machines(design) + render_kubeadm(design) + render_scripts(design)
+    files = render_machines(design) + render_kubeadm(design) + render_keepalived(design) + render_scripts(design)
     return {f.path: f for f in files}
 
 
@@ -548,6 +550,33 @@ def stub(bin_dir: Path, name: str, body: str) -> None:
     path.chmod(0o755)
 
 
+# ip: the host's addresses are lines "DEV ADDRESS/PREFIX" in $ADDRESSES. A kube-vip manifest in the
+# manifests directory stands for a running kube-vip holding the VIP on the NIC (the kubelet's part).
+IP_STAND_IN = r"""
+echo "ip $*" >>"$CALLS"
+if [[ -f "$NSXKUBE_KUBERNETES_DIR/manifests/kube-vip.yaml" ]] && ! grep -qx "NIC $API_VIP/32" "$ADDRESSES"; then
+  echo "NIC $API_VIP/32" >>"$ADDRESSES"
+fi
+case "$*" in
+  "-4 -o addr show"*)
+    while read -r dev address; do
+      if [[ -z ${6:-} || $dev == "$6" ]]; then echo "2: $dev    inet $address scope global $dev"; fi
+    done <"$ADDRESSES" ;;
+  "addr add "* | "addr replace "*) grep -qx "$5 $3" "$ADDRESSES" || echo "$5 $3" >>"$ADDRESSES" ;;
+  "addr del "*) grep -vx "$5 $3" "$ADDRESSES" >"$ADDRESSES.new" || true; mv "$ADDRESSES.new" "$ADDRESSES" ;;
+esac
+"""
+# ss: a kube-vip manifest stands for a kube-vip listening on its metrics port.
+SS_STAND_IN = r"""
+if [[ -f "$NSXKUBE_KUBERNETES_DIR/manifests/kube-vip.yaml" ]]; then
+  echo "ss $* (a kube-vip runs)" >>"$CALLS"
+  echo "LISTEN 0 4096 *:2112 *:*"
+else
+  echo "ss $* (no kube-vip)" >>"$CALLS"
+fi
+"""
+
+
 class Node:
     """A throwaway 'node': the bundle, a Kubernetes directory and stand-in programs on PATH."""
 
@@ -562,9 +591,13 @@ class Node:
         self.bin.mkdir()
         stub(self.bin, "id", "echo 0")
         stub(self.bin, "hostname", f"echo {host}")
-        stub(self.bin, "ip", f"echo '2: {NODE_NIC}    inet {address}/24 brd 172.16.50.255 scope global {NODE_NIC}'")
+        self.addresses = root / "addresses"
+        self.addresses.write_text(f"{NODE_NIC} {address}/24\n")
+        stub(self.bin, "ip", IP_STAND_IN.replace("NIC", NODE_NIC))
+        stub(self.bin, "ss", SS_STAND_IN)
         self.env = {**os.environ, "PATH": f"{self.bin}:{os.environ['PATH']}", "NSXKUBE_BUNDLE_DIR": str(self.bundle),
-                    "NSXKUBE_KUBERNETES_DIR": str(self.kubernetes), "CALLS": str(self.log)}
+                    "NSXKUBE_KUBERNETES_DIR": str(self.kubernetes), "CALLS": str(self.log),
+                    "ADDRESSES": str(self.addresses), "API_VIP": "172.16.50.10"}
 
     def run(self, script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(self.bundle / "scripts" / script), *args], capture_output=True, text=True,
@@ -611,6 +644,13 @@ def test_bootstrap_inits_once_with_super_admin_then_prints_join_values(files: di
     assert during["spec"]["volumes"][0]["hostPath"]["path"] == "/etc/kubernetes/super-admin.conf"
     installed = (node.kubernetes / "manifests/kube-vip.yaml").read_text()
     assert installed == files["kubeadm/kube-vip.yaml"].content
+    # the switch: the VIP answered from lo, the init instance gone before the steady one comes, lo released
+    calls = node.log.read_text().splitlines()
+    bridged = calls.index("ip addr replace 172.16.50.10/32 dev lo")
+    stopped = next(i for i, c in enumerate(calls) if c.startswith("ss ") and c.endswith("(no kube-vip)"))
+    released = calls.index("ip addr del 172.16.50.10/32 dev lo")
+    assert bridged < stopped < released
+    assert node.addresses.read_text().splitlines() == [f"{NODE_NIC} 172.16.50.11/24", f"{NODE_NIC} 172.16.50.10/32"]
 
     calls_before = node.log.read_text().count("kubeadm ")
     again = node.run("bootstrap-control-plane.sh", CA_CERT=str(ca))
