@@ -274,10 +274,12 @@ class BootstrapPhase:
         ctx.reporter.progress(self.name, node.name, 1, 4, "cloud-init done")
 
     def _upload_bundle(self, ctx: Context, client: Any, node: Node) -> None:
+        from nsxkube.render.keepalived import render_keepalived
         from nsxkube.render.kubeadm import render_kubeadm
         from nsxkube.render.scripts import render_scripts
 
-        files = {f.path: (f.content, f.mode) for f in [*render_kubeadm(ctx.design), *render_scripts(ctx.design)]}
+        files = {f.path: (f.content, f.mode) for f in [*render_kubeadm(ctx.design), *render_keepalived(ctx.design),
+                                                        *render_scripts(ctx.design)]}
         client.create_files(self._target(client, node), REMOTE_BUNDLE, files, Timeouts.of(ctx).short)
 
     def _preload_images(self, ctx: Context, client: Any, node: Node, sha256: str) -> None:

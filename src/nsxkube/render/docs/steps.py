@@ -226,10 +226,13 @@ def create_vms(design: Design) -> Step:
         commands.append(f"govc cluster.rule.create -cluster '{vsphere.cluster}' -name {design.name}-control-planes "
                         f"-enable -anti-affinity {' '.join(n.name for n in plan.control_planes)}")
     commands.append(f"govc vm.power -on {names}")
-    commands.append("# When cloud-init is done: the bundle's kubeadm/ and scripts/ side by side on every node.")
+    keepalived = design.api_vip_provider == "keepalived"
+    commands.append("# When cloud-init is done: the bundle's kubeadm/ and scripts/ side by side on every node"
+                    + (" (and keepalived/ on the control planes)." if keepalived else "."))
     for node in plan.nodes:
+        sources = "kubeadm scripts" + (" keepalived" if keepalived and node.is_control_plane else "")
         commands.append(bundle.ssh(design, node, f"'cloud-init status --wait && mkdir -p {bundle.NODE_WORKDIR}'")
-                        + " && " + bundle.copy_to_node(design, node, "kubeadm scripts"))
+                        + " && " + bundle.copy_to_node(design, node, sources))
     first_files = bundle.node_files(plan.nodes[0])
     return Step(
         "Create the node VMs",
