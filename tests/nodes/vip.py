@@ -311,13 +311,17 @@ def failover_trial(design: Design, net: NodeNetwork, kubectl: Kubectl, ca: Path,
                       timeout=60, interval=0.5)
     old_mac = nic_mac(old)
     survivors = [n for n in net.nodes if n is not old]
+    # The fault runs in a thread (stopping containers takes seconds): the clock and the probes start with it.
+    applying = threading.Thread(target=fault.apply, args=(old,), daemon=True)
     start = time.monotonic()
-    fault.apply(old)
+    applying.start()
     while not (readyz(API_VIP, ca, timeout=0.5) and host_neighbor(net, API_VIP) not in (None, old_mac)):
         assert time.monotonic() - start < FAILOVER_DEADLINE, \
             f"{fault.name} on {old.name}: the API did not answer through the VIP from another node"
         time.sleep(0.05)
     seconds = time.monotonic() - start
+    applying.join(timeout=60)
+    assert not applying.is_alive(), f"{fault.name} on {old.name} did not finish"
 
     (new,) = wait_for("one surviving VIP holder", lambda: (lambda found: found if len(found) == 1 else None)(
         holders(net, survivors)), timeout=30, interval=0.5)

@@ -23,6 +23,7 @@ from nsxkube.render.bundle import render_bundle
 from nsxkube.render.keepalived import (
     AUTH_PASS_PLACEHOLDER,
     FIRST_PRIORITY,
+    PRIORITY_STEP,
     render_keepalived,
     virtual_router_id,
 )
@@ -63,7 +64,7 @@ def test_one_configuration_per_control_plane_with_unicast_peers_and_no_password(
         assert conf["src"] == str(node.address)
         assert sorted(conf["peers"]) == sorted(str(n.address) for n in planes if n is not node)
         assert conf["interface"] == NODE_NIC and conf["vip"] == f"{design.ip_plan.api_vip}/32"
-    assert [c["priority"] for c in parsed] == [FIRST_PRIORITY - i for i in range(len(planes))]
+    assert [c["priority"] for c in parsed] == [FIRST_PRIORITY - PRIORITY_STEP * i for i in range(len(planes))]
     assert {c["vrid"] for c in parsed} == {virtual_router_id(design)} and 1 <= virtual_router_id(design) <= 255
     for text in files.values():
         assert f"auth_pass {AUTH_PASS_PLACEHOLDER}" in text
