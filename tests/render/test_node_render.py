@@ -551,10 +551,12 @@ def stub(bin_dir: Path, name: str, body: str) -> None:
 
 
 # ip: the host's addresses are lines "DEV ADDRESS/PREFIX" in $ADDRESSES. A kube-vip manifest in the
-# manifests directory stands for a running kube-vip holding the VIP on the NIC (the kubelet's part).
+# manifests directory stands for a running kube-vip holding the VIP on the NIC (the kubelet's part),
+# unless KUBE_VIP_RUNS=0 (no image: it never starts).
 IP_STAND_IN = r"""
 echo "ip $*" >>"$CALLS"
-if [[ -f "$NSXKUBE_KUBERNETES_DIR/manifests/kube-vip.yaml" ]] && ! grep -qx "NIC $API_VIP/32" "$ADDRESSES"; then
+if [[ ${KUBE_VIP_RUNS:-1} == 1 && -f "$NSXKUBE_KUBERNETES_DIR/manifests/kube-vip.yaml" ]] \
+  && ! grep -qx "NIC $API_VIP/32" "$ADDRESSES"; then
   echo "NIC $API_VIP/32" >>"$ADDRESSES"
 fi
 case "$*" in
@@ -568,7 +570,7 @@ esac
 """
 # ss: a kube-vip manifest stands for a kube-vip listening on its metrics port.
 SS_STAND_IN = r"""
-if [[ -f "$NSXKUBE_KUBERNETES_DIR/manifests/kube-vip.yaml" ]]; then
+if [[ ${KUBE_VIP_RUNS:-1} == 1 && -f "$NSXKUBE_KUBERNETES_DIR/manifests/kube-vip.yaml" ]]; then
   echo "ss $* (a kube-vip runs)" >>"$CALLS"
   echo "LISTEN 0 4096 *:2112 *:*"
 else
@@ -661,6 +663,22 @@ def test_bootstrap_inits_once_with_super_admin_then_prints_join_values(files: di
     join = node.run("bootstrap-control-plane.sh", "--print-join", CA_CERT=str(ca))
     assert join.returncode == 0 and dict(line.split("=", 1) for line in join.stdout.splitlines()) == values
     assert not [c for c in node.calls("kubeadm") if c.startswith("init --config")][1:]
+
+
+def test_bootstrap_switches_a_kube_vip_that_never_held_the_vip_without_waiting_for_it(
+        files: dict[str, RenderedFile], tmp_path: Path) -> None:
+    """No kube-vip image (the init instance never ran): nothing to carry over, lo is left alone."""
+    require_tool("openssl")
+    node = Node(tmp_path, files, "k8s-prod-cp-1", "172.16.50.11")
+    ca = tmp_path / "ca.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", tmp_path / "ca.key",
+                    "-out", ca, "-subj", "/CN=kubernetes", "-days", "1"], check=True, capture_output=True)
+    stub(node.bin, "kubeadm", KUBEADM_FOR_BOOTSTRAP.replace("TOKEN_OUT", TOKEN).replace("KEY_OUT", CERT_KEY))
+    stub(node.bin, "kubectl", '[[ -f "$NSXKUBE_KUBERNETES_DIR/admin.conf" ]]')
+    result = node.run("bootstrap-control-plane.sh", CA_CERT=str(ca), KUBE_VIP_RUNS="0")
+    assert result.returncode == 0, result.stderr
+    assert (node.kubernetes / "manifests/kube-vip.yaml").read_text() == files["kubeadm/kube-vip.yaml"].content
+    assert not [c for c in node.log.read_text().splitlines() if c.startswith("ip addr") and "dev lo" in c]
 
 
 def test_bootstrap_stops_on_a_half_finished_init(files: dict[str, RenderedFile], tmp_path: Path) -> None:

@@ -196,8 +196,9 @@ wait_until() {
 #   2. the init manifest goes; once that instance has stopped (its metrics port is free) any VIP it
 #      left on the interface is removed;
 #   3. the steady manifest comes; once its instance holds the VIP on the interface, lo lets it go.
+# When the init instance did not hold the VIP (it never ran), there is nothing to carry over.
 switch_kube_vip() {
-  local target="$MANIFESTS_DIR/kube-vip.yaml"
+  local target="$MANIFESTS_DIR/kube-vip.yaml" held=false
   if [[ -f $target ]] && cmp -s "$KUBE_VIP_MANIFEST" "$target"; then
     if vip_on_loopback && wait_until 60 vip_on_interface; then
       release_loopback_vip # an earlier run stopped in step 3
@@ -206,8 +207,11 @@ switch_kube_vip() {
   fi
   trap release_loopback_vip EXIT
   if [[ -f $target ]]; then
-    ip addr replace "$API_VIP/32" dev lo
-    log "the API VIP is answered from lo while kube-vip is switched to admin.conf"
+    if vip_on_interface; then
+      held=true
+      ip addr replace "$API_VIP/32" dev lo
+      log "the API VIP is answered from lo while kube-vip is switched to admin.conf"
+    fi
     rm -f "$target"
     wait_until 60 kube_vip_stopped || die "the init kube-vip did not stop within 60 s (crictl ps -a --name kube-vip)"
     if vip_on_interface; then
@@ -215,8 +219,10 @@ switch_kube_vip() {
     fi
   fi
   install_kube_vip "$KUBE_VIP_MANIFEST"
-  wait_until 120 vip_on_interface \
-    || die "kube-vip (admin.conf) did not take the API VIP on $VIP_INTERFACE within 120 s (crictl logs of kube-vip)"
+  if [[ $held == true ]]; then
+    wait_until 120 vip_on_interface \
+      || die "kube-vip (admin.conf) did not take the API VIP on $VIP_INTERFACE within 120 s (crictl logs of kube-vip)"
+  fi
   release_loopback_vip
   trap - EXIT
 }
