@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
 import stat
 import subprocess
@@ -147,6 +148,9 @@ def test_check_names_the_provider(tmp_path):
     result = nsxkube("check", str(target))
     assert result.returncode == 0, result.stderr
     assert "VIP held by keepalived" in result.stdout and "vrrp" in result.stdout
+    as_json = nsxkube("check", str(target), "-o", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["design"]["api_vip_provider"] == "keepalived"
 
 
 # ---- the scripts on a throwaway node ------------------------------------------------------------
