@@ -46,7 +46,7 @@ def derive_port_matrix(spec: ClusterSpec, mtu: MtuChain) -> tuple[Flow, ...]:
     flows = [
         Flow("api-from-nodes", "nodes", "control-planes", "TCP", ("6443",), "kubelets and pods reach the API"),
         Flow("api-vip-from-nodes", "nodes", "api-vip", "TCP", ("6443",),
-             f"the API through the VIP ({network.api_vip_provider})"),
+             f"the API through the {network.api_vip_provider} VIP"),
         Flow("etcd-peers", "control-planes", "control-planes", "TCP", ("2379-2380",),
              "etcd client and peer traffic, control planes only"),
         Flow("kubelet", "nodes", "nodes", "TCP", ("10250",), "API server, metrics-server and Prometheus to kubelets"),
