@@ -250,3 +250,25 @@ def test_a_worker_join_leaves_keepalived_alone(design, tmp_path):
                       NSXKUBE_RUN_DIR=str(run_dir), JOIN_CA_KEY="/nonexistent")
     assert result.returncode == 0, result.stderr
     assert not [c for c in node.log.read_text().splitlines() if "keepalived" in c]
+
+
+def test_the_runbook_explains_keepalived_and_copies_its_files_to_the_control_planes(design, tmp_path):
+    from nsxkube.render.docs import render_docs
+    from tests.render.test_docs_render import bash_blocks
+
+    pages = {f.path: f.content for f in render_docs(design)}
+    stage1 = pages["docs/stage-1-cluster-and-addons.md"]
+    produced = {f.path for f in render_bundle(design)}
+    mentioned = set(re.findall(r"keepalived/[\w.-]+\.conf", "".join(pages.values())))
+    assert mentioned and mentioned <= produced
+    assert "nopreempt" in stage1 and "never in cluster.yaml or this bundle" in stage1
+    for node in design.ip_plan.nodes:
+        (copy,) = [line for line in stage1.splitlines() if line.startswith("ssh ") and f"@{node.address} " in line
+                   and " scp " in line]
+        assert (" keepalived " in copy) is node.is_control_plane, copy
+    troubleshooting = pages["docs/troubleshooting.md"]
+    assert "(keepalived)" in troubleshooting and "super-admin" not in troubleshooting
+    for index, block in enumerate(bash_blocks("".join(pages.values()))):
+        script = tmp_path / f"block{index}.sh"
+        script.write_text(block)
+        assert subprocess.run(["bash", "-n", str(script)], capture_output=True, check=False).returncode == 0, block
