@@ -26,7 +26,7 @@ One configuration per control plane, ``keepalived/<node>.conf``:
   2 failures (``fall``) put the holder in FAULT, 2 successes (``rise``) make it eligible again.
   docs/testing.md has the failover times measured on the test nodes with these values.
 * **Authentication**: VRRPv2 ``auth_type PASS`` (keepalived uses the first 8 characters of
-  ``auth_pass``; IPsec-AH is deprecated and VRRPv3 has no authentication at all). The password
+  ``auth_pass``; its manual does not recommend IPsec-AH, and VRRPv3 has no authentication at all). The password
   travels in clear text in every advertisement: it keeps a keepalived of another cluster on the
   same segment (same ``virtual_router_id`` by chance) from joining this election, it does not stop
   an attacker on the segment. It is not in cluster.yaml nor in the bundle: the bootstrap and join
