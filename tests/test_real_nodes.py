@@ -1,14 +1,19 @@
 """Real Kubernetes nodes: the rendered kubeadm configs and scripts bring up a cluster.
 
-Each milestone of issue 8 is a test. The nodes are network + mount + UTS + cgroup namespaces with
-their own containerd, sshd and a systemd stand-in (tests/nodes/); the images are assembled from
+Each milestone of issues 8 and 15 is a test. The nodes are network + mount + UTS + cgroup namespaces
+with their own containerd, sshd and a systemd stand-in (tests/nodes/); the images are assembled from
 the Go-built programs without a registry (tests/nodes/images/). The bundle that `nsxkube render`
 writes is copied to the nodes with scp and run over SSH as the runbook says, with the test-only
 overrides of tests/nodes/cluster.py (printed by each test). Each test prints its time and memory
 and ends with a check that nothing is left behind (processes, cgroups, mounts, namespaces, links).
 
+Milestones b (the API VIP comes up) and d (it fails over) run once per VIP provider on one cluster
+of three control planes: keepalived (Debian's package, as a unit of the node's supervisor) always;
+kube-vip when a prebuilt kube-vip binary is there (``$NSXKUBE_KUBE_VIP`` or
+``~/.cache/nsxkube/programs/kube-vip-<version>``; nothing in the repository builds it, the Go module
+proxy does not serve it), otherwise that run skips and says where it looked.
+
 What cannot run here, and so is not tested:
-* kube-vip (milestones b and d): the Go module proxy does not serve github.com/kube-vip/kube-vip;
 * Cilium: it needs BPF and kernel features this sandbox's nodes do not offer, and images that
   cannot be pulled; a bridge + host-local CNI from Debian's containernetworking-plugins stands in,
   with routes between the nodes;
@@ -29,19 +34,16 @@ from pathlib import Path
 
 import pytest
 
+from nsxkube.design.images import kube_vip_image
 from nsxkube.images import PRELOAD_SCRIPT, missing_images, preload_script
 from tests.nodes import cluster as C
+from tests.nodes import vip as V
 from tests.nodes.images import UNAVAILABLE, ImageBundle, ImageError, image_bundle, kubeadm_image_list, repository_name
 from tests.nodes.node import Node, NodeNetwork, leftovers, node_network
 from tests.support.binaries import require_binaries
 
 pytestmark = pytest.mark.slow
 
-KUBE_VIP_BLOCKED = ("BLOCKED: kube-vip cannot be built here: the Go module proxy does not serve "
-                    "github.com/kube-vip/kube-vip at any version (\"This module version is not available\"), "
-                    "so no image can be assembled for the kube-vip static Pod that `render` writes")
-FAILOVER_BLOCKED = ("BLOCKED with milestone b: failover is kube-vip moving the VIP to another control plane "
-                    "(kube-vip cannot be built: its Go module is not served by the Go module proxy)")
 PROGRAMS = ("kubeadm", "kubelet", "kubectl", "etcdctl")
 
 
@@ -50,10 +52,14 @@ def programs() -> dict[str, Path]:
     return require_binaries(*PROGRAMS, "kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
 
 
-def _bundle_and_images(design, workdir: Path, programs: dict[str, Path]) -> tuple[Path, ImageBundle]:
-    """The node bundle (render + overrides) and the images `kubeadm config images list` names."""
+def _bundle_and_images(design, workdir: Path, programs: dict[str, Path], *, vip: bool = False
+                       ) -> tuple[Path, ImageBundle]:
+    """The node bundle (render + overrides) and the images `kubeadm config images list` names (and
+    kube-vip's with ``vip`` and kube-vip as the provider); with ``vip`` the rendered endpoint stays."""
     probe = C.write_node_bundle(design, workdir / "probe")
     references = kubeadm_image_list(programs["kubeadm"], probe / "kubeadm" / "init.yaml")
+    if vip and design.api_vip_provider == "kube-vip":
+        references.append(kube_vip_image(design.versions))
     try:
         images = image_bundle(references)
     except ImageError as error:  # e.g. no Go toolchain for pause
@@ -63,13 +69,14 @@ def _bundle_and_images(design, workdir: Path, programs: dict[str, Path]) -> tupl
     unexpected = {r: why for r, why in images.missing.items() if repository_name(r) not in UNAVAILABLE}
     assert not unexpected, f"images that should have been built: {unexpected}"
     # kubeadm's ImagePull check fails for an image nobody can pull: ignored only when one is missing.
-    bundle = C.write_node_bundle(design, workdir / "bundle", extra_ignored=("ImagePull",) if images.missing else ())
+    bundle = C.write_node_bundle(design, workdir / "bundle", extra_ignored=("ImagePull",) if images.missing else (),
+                                 vip=vip)
     return bundle, images
 
 
-def _print_setup(images: ImageBundle, say) -> None:
+def _print_setup(images: ImageBundle, say, *, vip: bool = False) -> None:
     lines = ["", "test-only overrides of the rendered files:"]
-    for override in C.TEST_OVERRIDES:
+    for override in C.overrides(vip):
         lines.append(f"  - {override.file}: {override.change}\n      why: {override.why}")
     if images.missing:
         lines.append("  - nodeRegistration.ignorePreflightErrors += ImagePull, because these images do not exist here:")
@@ -203,13 +210,6 @@ def test_a_one_node_kubeadm_init_api_healthy_node_ready(tmp_path, programs, node
         assert (code, out.strip()) == (0, "active")
 
 
-# ---- b. kube-vip ---------------------------------------------------------------------------------
-
-
-def test_b_kube_vip_holds_the_api_vip():
-    pytest.skip(KUBE_VIP_BLOCKED)
-
-
 # ---- c. three control planes, two workers --------------------------------------------------------
 
 
@@ -320,8 +320,60 @@ def test_c_three_control_planes_and_two_workers_join_over_ssh(tmp_path, programs
         m.step("pod network across nodes", start)
 
 
-# ---- d. failover ---------------------------------------------------------------------------------
+# ---- b and d: the API VIP, held by keepalived or kube-vip ---------------------------------------
+# One cluster of three control planes per provider: b on the first, then d. See tests/nodes/vip.py.
 
 
-def test_d_failover_vip_moves_and_api_answers():
-    pytest.skip(FAILOVER_BLOCKED)
+@pytest.mark.timeout(2400)
+@pytest.mark.parametrize("provider", ["keepalived", "kube-vip"])
+def test_b_and_d_the_api_vip_comes_up_and_fails_over(provider, tmp_path, programs, nodes, say):
+    design = C.test_design(control_planes=3, workers=0, provider=provider)
+    V.require_provider(design)
+    bundle, images = _bundle_and_images(design, tmp_path, programs, vip=True)
+    _print_setup(images, say, vip=True)
+    assert not [r for r in images.missing if "kube-vip" in r], images.missing
+    plan = design.ip_plan
+    node_programs = {name: programs[name] for name in PROGRAMS}
+    net = nodes([n.name for n in plan.control_planes], [str(n.address) for n in plan.control_planes], node_programs)
+    first, *others = (net.node(n.name) for n in plan.control_planes)
+    with C.measured(f"milestones b and d with {provider}: the API VIP comes up, then fails over", net, say=say) as m:
+        start = time.monotonic()
+        _preload(net.nodes, images, bundle)
+        m.step("bundle + images on 3 nodes", start)
+
+        # b: kubeadm init with the rendered endpoint (the VIP), watched from the host all along
+        start = time.monotonic()
+        with V.VipWatch(net, C.API_VIP) as watch:
+            join_values, log = C.bootstrap(first)
+            watch.until_settled()
+        m.step(f"bootstrap {first.name} (kubeadm init, {provider})", start)
+        kubeconfig = C.fetch_admin_kubeconfig(first, tmp_path / "kubeconfig")
+        kubectl = C.Kubectl(programs["kubectl"], kubeconfig)
+        ca = V.cluster_ca(kubeconfig, tmp_path / "ca.crt")
+        V.check_milestone_b(design, net, first, kubectl, ca, watch, join_values, say)
+        if provider == "kube-vip":
+            V.check_kube_vip_switch(first, watch, say)
+
+        start = time.monotonic()
+        first.systemctl("restart", "kubelet")
+        V.check_vip_stays(net, first, ca, seconds=15)
+        m.step("kubelet restarted: the VIP stayed", start)
+
+        for node in others:  # one at a time: etcd adds one member at a time
+            start = time.monotonic()
+            log = C.join(node, "scripts/join-control-plane.sh", join_values)
+            assert "This node has joined the cluster and a new control plane instance was created" in log
+            C.wait_for(f"etcd-{node.name} Ready", lambda n=node: V.etcd_healthy(first) >= 2 + others.index(n),
+                       timeout=300)
+            m.step(f"join {node.name}", start)
+        V.wait_all_ready(design, net, ca, kubectl, timeout=300)
+
+        # d: the faults, three trials each
+        figures: dict[str, list[float]] = {}
+        for fault in V.FAULTS:
+            for trial in range(V.TRIALS):
+                start = time.monotonic()
+                seconds = V.failover_trial(design, net, kubectl, ca, fault, say)
+                figures.setdefault(fault.name, []).append(seconds)
+                m.step(f"{fault.name} #{trial + 1}: failover {seconds:.1f} s, recovery", start)
+        say(V.figures_report(provider, figures))

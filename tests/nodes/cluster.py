@@ -26,6 +26,7 @@ import yaml
 
 from nsxkube.design import Design
 from nsxkube.render.bundle import render_bundle
+from nsxkube.render.cloud_init import NODE_NIC
 from nsxkube.render.files import to_yaml_documents
 from nsxkube.render.kubeadm import API_PORT, INIT_PATH, JOIN_CONTROL_PLANE_PATH, JOIN_WORKER_PATH
 from tests.nodes.node import Node, NodeNetwork
@@ -33,12 +34,13 @@ from tests.support.specs import example_design
 
 # The nodes' bridge: a range the tests own (tests/support/hosts.py uses 10.213.7-10.0/24).
 NODE_SUBNET = "10.213.20.0/24"
-API_VIP = "10.213.20.10"  # in the design; nothing holds it (kube-vip cannot be built here)
+API_VIP = "10.213.20.10"
 
 
-def test_design(control_planes: int = 3, workers: int = 2) -> Design:
+def test_design(control_planes: int = 3, workers: int = 2, provider: str = "kube-vip") -> Design:
     """The example cluster.yaml moved onto the test bridge; everything else as `nsxkube init` writes it."""
     return example_design({
+        "network.api_vip_provider": provider,
         "nsx.segment.cidr": NODE_SUBNET,
         "nsx.segment.gateway": "10.213.20.1",
         "network.api_vip": API_VIP,
@@ -67,8 +69,11 @@ TEST_OVERRIDES = (
     Override(", ".join(KUBEADM_FILES), "nodeRegistration.ignorePreflightErrors: [SystemVerification]",
              "kubeadm 1.35's cgroups validator fails on cgroup v1 ('cgroups v1 support is deprecated … you must also "
              "explicitly skip this validation')"),
+)
+# Only for the milestones that run no VIP holder (a and c): b and d use the rendered VIP endpoint.
+ENDPOINT_OVERRIDES = (
     Override(INIT_PATH, "ClusterConfiguration.controlPlaneEndpoint: <first control plane>:6443 (rendered: the VIP)",
-             "nothing can hold the VIP: kube-vip cannot be built (its Go module is not served)"),
+             "this milestone runs no VIP holder (milestones b and d do, with the rendered endpoint)"),
     Override(f"{JOIN_CONTROL_PLANE_PATH}, {JOIN_WORKER_PATH}",
              "discovery.bootstrapToken.apiServerEndpoint: <first control plane>:6443 (rendered: the VIP)",
              "same reason: no VIP"),
@@ -79,7 +84,7 @@ def _documents(text: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
-def apply_overrides(path: str, text: str, endpoint: str, extra_ignored: Sequence[str] = ()) -> str:
+def apply_overrides(path: str, text: str, endpoint: str | None, extra_ignored: Sequence[str] = ()) -> str:
     """The rendered kubeadm file with :data:`TEST_OVERRIDES` applied."""
     documents = _documents(text)
     ignored = [*PREFLIGHT_IGNORED, *extra_ignored]
@@ -90,18 +95,23 @@ def apply_overrides(path: str, text: str, endpoint: str, extra_ignored: Sequence
             document["failCgroupV1"] = False
         elif kind in ("InitConfiguration", "JoinConfiguration"):
             document.setdefault("nodeRegistration", {})["ignorePreflightErrors"] = ignored
-            if kind == "JoinConfiguration":
+            if kind == "JoinConfiguration" and endpoint:
                 document["discovery"]["bootstrapToken"]["apiServerEndpoint"] = endpoint
-        elif kind == "ClusterConfiguration":
+        elif kind == "ClusterConfiguration" and endpoint:
             document["controlPlaneEndpoint"] = endpoint
     return to_yaml_documents(documents)
 
 
-def write_node_bundle(design: Design, directory: Path, *, extra_ignored: Sequence[str] = ()) -> Path:
-    """Writes what `nsxkube render` writes for the nodes (kubeadm/, scripts/), overrides applied."""
-    endpoint = f"{design.ip_plan.control_planes[0].address}:{API_PORT}"
+def overrides(vip: bool) -> tuple[Override, ...]:
+    return TEST_OVERRIDES if vip else (*TEST_OVERRIDES, *ENDPOINT_OVERRIDES)
+
+
+def write_node_bundle(design: Design, directory: Path, *, extra_ignored: Sequence[str] = (), vip: bool = False) -> Path:
+    """Writes what `nsxkube render` writes for the nodes (kubeadm/, keepalived/, scripts/), overrides applied;
+    with ``vip`` the rendered API endpoint (the VIP) stays."""
+    endpoint = None if vip else f"{design.ip_plan.control_planes[0].address}:{API_PORT}"
     for rendered in render_bundle(design):
-        if not rendered.path.startswith(("kubeadm/", "scripts/")):
+        if not rendered.path.startswith(BUNDLE_DIRS):
             continue
         target = directory / rendered.path
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -115,13 +125,15 @@ def write_node_bundle(design: Design, directory: Path, *, extra_ignored: Sequenc
 
 # ---- running the runbook's commands over SSH ----------------------------------------------------
 
-NODE_WORKDIR = "nsxkube"  # the runbook copies kubeadm/ and scripts/ to ~/nsxkube on each node
+NODE_WORKDIR = "nsxkube"  # the runbook copies kubeadm/ and scripts/ (and keepalived/) to ~/nsxkube on each node
+BUNDLE_DIRS = ("kubeadm/", "keepalived/", "scripts/")
 
 
 def copy_bundle(node: Node, bundle: Path) -> None:
     result = node.ssh(f"mkdir -p {NODE_WORKDIR}")
     if result.returncode == 0:
-        result = node.scp([bundle / "kubeadm", bundle / "scripts"], f"{NODE_WORKDIR}/")
+        parts = [bundle / d.rstrip("/") for d in BUNDLE_DIRS if (bundle / d).is_dir()]
+        result = node.scp(parts, f"{NODE_WORKDIR}/")
     if result.returncode != 0:
         raise RuntimeError(f"copying the bundle to {node.name} failed: {result.stderr.strip()}")
 
@@ -230,7 +242,7 @@ def install_test_cni(net: NodeNetwork, kubectl: Kubectl, names: Iterable[str] | 
         for name, cidr in cidrs.items():
             if name == node.name or name not in by_name:
                 continue
-            node.run("ip", "route", "replace", cidr, "via", str(by_name[name].address), "dev", "eth0", check=True)
+            node.run("ip", "route", "replace", cidr, "via", str(by_name[name].address), "dev", NODE_NIC, check=True)
     return {name: cidrs[name] for name in wanted}
 
 

@@ -2,7 +2,8 @@
 
 A node is what a VM is to nsxkube, as far as this machine allows:
 
-* its own **network namespace** with ``eth0`` on a private test bridge (an address in a range the
+* its own **network namespace** with ``ens192`` (the name netplan gives the VMs' NIC, which the rendered
+  kube-vip and keepalived configurations name) on a private test bridge (an address in a range the
   tests own) and no default route: nothing a node does can leave the bridge;
 * its own **mount namespace**: a sysfs of its network namespace, a fresh ``/run``, and private
   ``/etc/kubernetes``, ``/var/lib/kubelet``, ``/var/lib/etcd``, ``/var/lib/containerd``,
@@ -41,6 +42,7 @@ from pathlib import Path
 
 import pytest
 
+from nsxkube.render.cloud_init import NODE_NIC
 from tests.nodes import supervisor as supervisor_module
 
 SUPERVISOR = Path(supervisor_module.__file__).resolve()
@@ -57,7 +59,7 @@ LOCK_FILE = Path("/run/lock/nsxkube-test-nodes.lock")
 
 # Directories each node sees as its own.
 PRIVATE_DIRS = (
-    "/etc/kubernetes", "/etc/containerd", "/etc/cni/net.d", "/etc/default", "/etc/ssh",
+    "/etc/kubernetes", "/etc/keepalived", "/etc/containerd", "/etc/cni/net.d", "/etc/default", "/etc/ssh",
     "/var/lib/kubelet", "/var/lib/etcd", "/var/lib/containerd", "/var/lib/cni",
     "/var/log/pods", "/var/log/containers", "/var/log/journal", "/var/log/nsxkube", "/var/backups/etcd",
     "/usr/local/bin", "/root", "/tmp",
@@ -84,6 +86,17 @@ KUBELET_UNIT = {
     },
     "environment_files": ["-/var/lib/kubelet/kubeadm-flags.env", "-/etc/default/kubelet"],
     "restart_sec": 10,
+    "kill_mode": "control-group",
+}
+# Debian's keepalived.service (Ubuntu's is the same): started by the bootstrap and join scripts
+# with keepalived as the API VIP provider; logs to the unit's journal file instead of syslog.
+KEEPALIVED = "/usr/sbin/keepalived"
+KEEPALIVED_UNIT = {
+    "description": "Keepalive Daemon (LVS and VRRP)",
+    "exec": [KEEPALIVED, "--dont-fork", "$DAEMON_ARGS"],
+    "environment": {"DAEMON_ARGS": "--log-console --log-detail"},
+    "environment_files": ["-/etc/default/keepalived"],
+    "restart_sec": 1,
     "kill_mode": "control-group",
 }
 CONTAINERD_UNIT = {
@@ -558,14 +571,14 @@ def _prepare_node(net: NodeNetwork, name: str, address: ipaddress.IPv4Address, i
         source.write_text(text)
         binds.append({"source": str(source), "target": target, "file": True})
 
-    # network: eth0 on the bridge, no default route
+    # network: the NIC on the bridge, no default route
     _run("ip", "netns", "add", netns)
     peer = f"{net.tag}v{index + 1}"
-    _run("ip", "link", "add", peer, "mtu", str(net.mtu), "type", "veth", "peer", "name", "eth0", "mtu", str(net.mtu),
+    _run("ip", "link", "add", peer, "mtu", str(net.mtu), "type", "veth", "peer", "name", NODE_NIC, "mtu", str(net.mtu),
          "netns", netns)
     _run("ip", "link", "set", peer, "master", net.bridge, "up")
-    for command in (["ip", "addr", "add", f"{address}/{net.subnet.prefixlen}", "dev", "eth0"],
-                    ["ip", "link", "set", "eth0", "up"], ["ip", "link", "set", "lo", "up"]):
+    for command in (["ip", "addr", "add", f"{address}/{net.subnet.prefixlen}", "dev", NODE_NIC],
+                    ["ip", "link", "set", NODE_NIC, "up"], ["ip", "link", "set", "lo", "up"]):
         _run("ip", "netns", "exec", netns, *command)
 
     # ssh: the node's own /etc/ssh (config, host key) and root's authorized_keys
@@ -606,6 +619,8 @@ def _prepare_node(net: NodeNetwork, name: str, address: ipaddress.IPv4Address, i
             "ssh": {"description": "OpenBSD Secure Shell server", "exec": [SSHD, "-D", "-e"],
                     "restart_sec": 1, "kill_mode": "process", "enabled": True},
             "kubelet": {**KUBELET_UNIT, "enabled": True, "start": start_kubelet},
+            # installed, not enabled: like the package on a node whose keepalived.conf is not written yet
+            **({"keepalived": {**KEEPALIVED_UNIT, "enabled": False}} if Path(KEEPALIVED).exists() else {}),
         },
     }
     (root / "node.json").write_text(json.dumps(config, indent=2))

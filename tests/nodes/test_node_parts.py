@@ -137,6 +137,34 @@ def test_references_without_a_program_are_reported_with_the_reason():
     assert repository_name("localhost:5000/pause") == "pause"
 
 
+def test_the_kube_vip_image_is_the_prebuilt_binary_or_says_where_it_looked(tmp_path, monkeypatch):
+    reference = "ghcr.io/kube-vip/kube-vip:v1.2.3"
+    monkeypatch.setenv("NSXKUBE_KUBE_VIP", str(tmp_path / "absent"))
+    plan = plan_images([reference], pause=None)
+    assert plan.specs == () and str(tmp_path / "absent") in plan.missing[reference]
+    binary = tmp_path / "kube-vip"
+    binary.write_bytes(b"\x7fELF fake kube-vip")
+    binary.chmod(0o755)
+    monkeypatch.setenv("NSXKUBE_KUBE_VIP", str(binary))
+    (spec,) = plan_images([reference], pause=None).specs
+    assert spec.files == (ImageFile("/kube-vip", binary),) and spec.entrypoint == ("/kube-vip",)
+
+
+@pytest.mark.parametrize("provider", ["keepalived", "kube-vip"])
+def test_a_vip_bundle_keeps_the_rendered_endpoint_and_the_providers_files(tmp_path, provider):
+    design = C.test_design(control_planes=3, workers=0, provider=provider)
+    bundle = C.write_node_bundle(design, tmp_path, vip=True)
+    (cluster,) = [d for d in yaml.safe_load_all((bundle / "kubeadm/init.yaml").read_text())
+                  if d and d["kind"] == "ClusterConfiguration"]
+    assert cluster["controlPlaneEndpoint"] == f"{C.API_VIP}:6443"
+    configs = sorted(p.name for p in (bundle / "keepalived").glob("*.conf")) if (bundle / "keepalived").exists() else []
+    assert configs == (sorted(f"{n.name}.conf" for n in design.ip_plan.control_planes)
+                       if provider == "keepalived" else [])
+    assert (bundle / "kubeadm/kube-vip.yaml").exists() is (provider == "kube-vip")
+    assert not [o for o in C.overrides(vip=True) if "Endpoint" in o.change]
+    assert [o for o in C.overrides(vip=False) if "Endpoint" in o.change]
+
+
 @pytest.mark.parametrize("restrict", [True, False])
 def test_containerd_config_is_toml_for_cri_with_cgroupfs(restrict):
     config = tomllib.loads(containerd_config("registry.k8s.io/pause:3.10.1", restrict_oom_score_adj=restrict))

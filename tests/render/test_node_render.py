@@ -28,6 +28,7 @@ from nsxkube.render import kubeadm as kubeadm_render
 from nsxkube.render.cloud_init import NODE_NIC, render_node_cloud_init
 from nsxkube.render.containerd import containerd_config_toml, registry_hosts_toml
 from nsxkube.render.files import RenderedFile
+from nsxkube.render.keepalived import render_keepalived
 from nsxkube.render.kubeadm import kube_vip_init_kubeconfig, render_kubeadm
 from nsxkube.render.scripts import render_scripts
 from nsxkube.render.template_config import template_files
@@ -55,6 +56,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "one-cp-no-workers": {"nodes.control_planes.count": 1, "nodes.workers.count": 0,
                           "kubernetes.image_bundle": "/srv/k8s-images.tar"},
+    "keepalived": {"network.api_vip_provider": "keepalived"},
 }
 TOKEN = "abcdef.0123456789abcdef"
 CA_HASH = "sha256:" + "a1" * 32
@@ -62,7 +64,7 @@ CERT_KEY = "b2" * 32
 
 
 def render_all(design: Design) -> dict[str, RenderedFile]:
-    files = render_machines(design) + render_kubeadm(design) + render_scripts(design)
+    files = render_machines(design) + render_kubeadm(design) + render_keepalived(design) + render_scripts(design)
     return {f.path: f for f in files}
 
 
@@ -545,6 +547,35 @@ def stub(bin_dir: Path, name: str, body: str) -> None:
     path.chmod(0o755)
 
 
+# ip: the host's addresses are lines "DEV ADDRESS/PREFIX" in $ADDRESSES. A kube-vip manifest in the
+# manifests directory stands for a running kube-vip holding the VIP on the NIC (the kubelet's part),
+# unless KUBE_VIP_RUNS=0 (no image: it never starts).
+IP_STAND_IN = r"""
+echo "ip $*" >>"$CALLS"
+if [[ ${KUBE_VIP_RUNS:-1} == 1 && -f "$NSXKUBE_KUBERNETES_DIR/manifests/kube-vip.yaml" ]] \
+  && ! grep -qx "NIC $API_VIP/32" "$ADDRESSES"; then
+  echo "NIC $API_VIP/32" >>"$ADDRESSES"
+fi
+case "$*" in
+  "-4 -o addr show"*)
+    while read -r dev address; do
+      if [[ -z ${6:-} || $dev == "$6" ]]; then echo "2: $dev    inet $address scope global $dev"; fi
+    done <"$ADDRESSES" ;;
+  "addr add "* | "addr replace "*) grep -qx "$5 $3" "$ADDRESSES" || echo "$5 $3" >>"$ADDRESSES" ;;
+  "addr del "*) grep -vx "$5 $3" "$ADDRESSES" >"$ADDRESSES.new" || true; mv "$ADDRESSES.new" "$ADDRESSES" ;;
+esac
+"""
+# ss: a kube-vip manifest stands for a kube-vip listening on its metrics port.
+SS_STAND_IN = r"""
+if [[ ${KUBE_VIP_RUNS:-1} == 1 && -f "$NSXKUBE_KUBERNETES_DIR/manifests/kube-vip.yaml" ]]; then
+  echo "ss $* (a kube-vip runs)" >>"$CALLS"
+  echo "LISTEN 0 4096 *:2112 *:*"
+else
+  echo "ss $* (no kube-vip)" >>"$CALLS"
+fi
+"""
+
+
 class Node:
     """A throwaway 'node': the bundle, a Kubernetes directory and stand-in programs on PATH."""
 
@@ -559,9 +590,13 @@ class Node:
         self.bin.mkdir()
         stub(self.bin, "id", "echo 0")
         stub(self.bin, "hostname", f"echo {host}")
-        stub(self.bin, "ip", f"echo '2: {NODE_NIC}    inet {address}/24 brd 172.16.50.255 scope global {NODE_NIC}'")
+        self.addresses = root / "addresses"
+        self.addresses.write_text(f"{NODE_NIC} {address}/24\n")
+        stub(self.bin, "ip", IP_STAND_IN.replace("NIC", NODE_NIC))
+        stub(self.bin, "ss", SS_STAND_IN)
         self.env = {**os.environ, "PATH": f"{self.bin}:{os.environ['PATH']}", "NSXKUBE_BUNDLE_DIR": str(self.bundle),
-                    "NSXKUBE_KUBERNETES_DIR": str(self.kubernetes), "CALLS": str(self.log)}
+                    "NSXKUBE_KUBERNETES_DIR": str(self.kubernetes), "CALLS": str(self.log),
+                    "ADDRESSES": str(self.addresses), "API_VIP": "172.16.50.10"}
 
     def run(self, script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(self.bundle / "scripts" / script), *args], capture_output=True, text=True,
@@ -608,6 +643,13 @@ def test_bootstrap_inits_once_with_super_admin_then_prints_join_values(files: di
     assert during["spec"]["volumes"][0]["hostPath"]["path"] == "/etc/kubernetes/super-admin.conf"
     installed = (node.kubernetes / "manifests/kube-vip.yaml").read_text()
     assert installed == files["kubeadm/kube-vip.yaml"].content
+    # the switch: the VIP answered from lo, the init instance gone before the steady one comes, lo released
+    calls = node.log.read_text().splitlines()
+    bridged = calls.index("ip addr replace 172.16.50.10/32 dev lo")
+    stopped = next(i for i, c in enumerate(calls) if c.startswith("ss ") and c.endswith("(no kube-vip)"))
+    released = calls.index("ip addr del 172.16.50.10/32 dev lo")
+    assert bridged < stopped < released
+    assert node.addresses.read_text().splitlines() == [f"{NODE_NIC} 172.16.50.11/24", f"{NODE_NIC} 172.16.50.10/32"]
 
     calls_before = node.log.read_text().count("kubeadm ")
     again = node.run("bootstrap-control-plane.sh", CA_CERT=str(ca))
@@ -618,6 +660,22 @@ def test_bootstrap_inits_once_with_super_admin_then_prints_join_values(files: di
     join = node.run("bootstrap-control-plane.sh", "--print-join", CA_CERT=str(ca))
     assert join.returncode == 0 and dict(line.split("=", 1) for line in join.stdout.splitlines()) == values
     assert not [c for c in node.calls("kubeadm") if c.startswith("init --config")][1:]
+
+
+def test_bootstrap_switches_a_kube_vip_that_never_held_the_vip_without_waiting_for_it(
+        files: dict[str, RenderedFile], tmp_path: Path) -> None:
+    """No kube-vip image (the init instance never ran): nothing to carry over, lo is left alone."""
+    require_tool("openssl")
+    node = Node(tmp_path, files, "k8s-prod-cp-1", "172.16.50.11")
+    ca = tmp_path / "ca.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", tmp_path / "ca.key",
+                    "-out", ca, "-subj", "/CN=kubernetes", "-days", "1"], check=True, capture_output=True)
+    stub(node.bin, "kubeadm", KUBEADM_FOR_BOOTSTRAP.replace("TOKEN_OUT", TOKEN).replace("KEY_OUT", CERT_KEY))
+    stub(node.bin, "kubectl", '[[ -f "$NSXKUBE_KUBERNETES_DIR/admin.conf" ]]')
+    result = node.run("bootstrap-control-plane.sh", CA_CERT=str(ca), KUBE_VIP_RUNS="0")
+    assert result.returncode == 0, result.stderr
+    assert (node.kubernetes / "manifests/kube-vip.yaml").read_text() == files["kubeadm/kube-vip.yaml"].content
+    assert not [c for c in node.log.read_text().splitlines() if c.startswith("ip addr") and "dev lo" in c]
 
 
 def test_bootstrap_stops_on_a_half_finished_init(files: dict[str, RenderedFile], tmp_path: Path) -> None:

@@ -216,6 +216,10 @@ class BodyCheck:
             elif kind == "ICMPTypeServiceEntry":
                 if entry.get("protocol") != "ICMPv4" or type(entry.get("icmp_type")) is not int:
                     self.problem(path, f"bad ICMP entry {entry}")
+            elif kind == "IPProtocolServiceEntry":
+                number = entry.get("protocol_number")
+                if type(number) is not int or not 0 <= number <= 255:
+                    self.problem(path, f"bad IP protocol entry {entry}")
             else:
                 self.problem(path, f"unknown service entry {kind}")
 

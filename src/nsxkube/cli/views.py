@@ -16,7 +16,8 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 def show_design(design: Design, *, source: str) -> None:
     plan, mtu, versions = design.ip_plan, design.mtu, design.versions
     console.print(
-        f"[bold]{design.name}[/]: Kubernetes {versions.kubernetes}, API {design.api_endpoint}, "
+        f"[bold]{design.name}[/]: Kubernetes {versions.kubernetes}, API {design.api_endpoint} "
+        f"(VIP held by {design.api_vip_provider}), "
         f"{len(plan.control_planes)} control planes + {len(plan.workers)} workers on "
         f"{design.spec.nsx.segment.name} {plan.segment}"
     )

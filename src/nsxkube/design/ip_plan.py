@@ -52,6 +52,8 @@ class IpPlan:
     pools: tuple[Pool, ...]
     dhcp_ranges: tuple[IpRange, ...]
     nodes: tuple[Node, ...]
+    vip_holder: str = "kube-vip"
+    """network.api_vip_provider: what answers ARP for the VIP (kube-vip or keepalived)."""
 
     @property
     def prefix_length(self) -> int:
@@ -73,7 +75,7 @@ class IpPlan:
     def reservations(self) -> tuple[Reservation, ...]:
         """The whole segment's use, in address order: what an operator reserves in IPAM."""
         rows = [Reservation("gateway", IpRange(self.gateway, self.gateway))]
-        rows.append(Reservation("API VIP (kube-vip)", IpRange(self.api_vip, self.api_vip)))
+        rows.append(Reservation(f"API VIP ({self.vip_holder})", IpRange(self.api_vip, self.api_vip)))
         rows += [Reservation(f"node {n.name}", IpRange(n.address, n.address)) for n in self.nodes]
         rows += [Reservation(f"LoadBalancer pool {p.name}", p.range) for p in self.pools]
         rows += [Reservation("DHCP", r) for r in self.dhcp_ranges]
@@ -121,7 +123,8 @@ def derive_ip_plan(spec: ClusterSpec) -> tuple[IpPlan | None, list[Problem]]:
         addresses = explicit.get(key) or [next(free) for _ in range(role.count)]
         nodes += [Node(f"{spec.name}-{role.name_prefix}-{index}", role_name, index, address, role.cpus,
                        role.memory_gib, role.disk_gib) for index, address in enumerate(addresses, start=1)]
-    return IpPlan(segment, checker.gateway, vip, tuple(pools), tuple(dhcp), tuple(nodes)), problems
+    return IpPlan(segment, checker.gateway, vip, tuple(pools), tuple(dhcp), tuple(nodes),
+                  spec.network.api_vip_provider), problems
 
 
 class _SegmentChecker:

@@ -52,7 +52,13 @@ class Design:
         """The images kubeadm and kube-vip run on the nodes (what an image bundle must hold)."""
         from nsxkube.design.images import node_images
 
-        return node_images(self.versions, kube_proxy=not self.spec.addons.cilium.kube_proxy_replacement)
+        return node_images(self.versions, kube_proxy=not self.spec.addons.cilium.kube_proxy_replacement,
+                           kube_vip=self.api_vip_provider == "kube-vip")
+
+    @property
+    def api_vip_provider(self) -> str:
+        """What holds the API VIP on the control planes: ``kube-vip`` or ``keepalived``."""
+        return self.spec.network.api_vip_provider
 
     @property
     def api_endpoint(self) -> str:

@@ -14,9 +14,11 @@ from typing import Literal
 from nsxkube.design.mtu import MtuChain
 from nsxkube.spec.model import ClusterSpec
 
-Protocol = Literal["TCP", "UDP", "ICMP"]
+Protocol = Literal["TCP", "UDP", "ICMP", "VRRP"]
 # For ICMP flows, ``ports`` names ICMP types instead of port numbers.
 ICMP_TYPES = {"echo-request": 8, "destination-unreachable": 3}
+# VRRP is an IP protocol of its own (no ports): keepalived's advertisements between control planes.
+VRRP_IP_PROTOCOL = 112
 ICMP_PROBES = ("echo-request", "destination-unreachable")
 
 
@@ -27,11 +29,13 @@ class Flow:
     destination: str
     protocol: Protocol
     ports: tuple[str, ...]
-    """TCP/UDP: ports and ranges such as ``2379-2380``; ICMP: type names from ICMP_TYPES."""
+    """TCP/UDP: ports and ranges such as ``2379-2380``; ICMP: type names from ICMP_TYPES; VRRP: none."""
     reason: str
 
     @property
     def ports_text(self) -> str:
+        if self.protocol == "VRRP":
+            return f"IP protocol {VRRP_IP_PROTOCOL}"
         return ", ".join(self.ports)
 
 
@@ -41,7 +45,8 @@ def derive_port_matrix(spec: ClusterSpec, mtu: MtuChain) -> tuple[Flow, ...]:
     monitoring = addons.monitoring.enabled
     flows = [
         Flow("api-from-nodes", "nodes", "control-planes", "TCP", ("6443",), "kubelets and pods reach the API"),
-        Flow("api-vip-from-nodes", "nodes", "api-vip", "TCP", ("6443",), "the API through the kube-vip VIP"),
+        Flow("api-vip-from-nodes", "nodes", "api-vip", "TCP", ("6443",),
+             f"the API through the {network.api_vip_provider} VIP"),
         Flow("etcd-peers", "control-planes", "control-planes", "TCP", ("2379-2380",),
              "etcd client and peer traffic, control planes only"),
         Flow("kubelet", "nodes", "nodes", "TCP", ("10250",), "API server, metrics-server and Prometheus to kubelets"),
@@ -54,6 +59,11 @@ def derive_port_matrix(spec: ClusterSpec, mtu: MtuChain) -> tuple[Flow, ...]:
         Flow("icmp-path-mtu", "internet", "nodes", "ICMP", ("destination-unreachable",),
              "path-MTU discovery (fragmentation needed) from routers on the path"),
     ]
+    if network.api_vip_provider == "keepalived":
+        # Unicast advertisements between the control planes' own addresses: the DFW must pass them,
+        # or every control plane believes it is alone and all claim the VIP at once.
+        flows.append(Flow("vrrp", "control-planes", "control-planes", "VRRP", (),
+                          "keepalived advertisements (unicast) that elect the API VIP holder"))
     if addons.cilium.hubble:
         flows.append(Flow("hubble", "nodes", "nodes", "TCP", ("4244-4245",), "Hubble server and relay"))
     if monitoring:

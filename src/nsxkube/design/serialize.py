@@ -16,6 +16,7 @@ def design_to_dict(design: Design) -> dict[str, Any]:
         "name": design.name,
         "ownership": {"scope": design.ownership.scope, "tag": design.ownership.tag},
         "api_endpoint": design.api_endpoint,
+        "api_vip_provider": design.api_vip_provider,
         "versions": _plain(dataclasses.asdict(design.versions)) | {"package_repo": design.versions.package_repo},
         "ip_plan": {
             "segment": str(plan.segment),

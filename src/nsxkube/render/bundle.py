@@ -18,13 +18,15 @@ def render_bundle(design: Design) -> tuple[RenderedFile, ...]:
     """All files, sorted by path. Pure: the same design gives byte-identical files."""
     from nsxkube.render.addons import render_addons
     from nsxkube.render.docs import render_docs
+    from nsxkube.render.keepalived import render_keepalived
     from nsxkube.render.kubeadm import render_kubeadm
     from nsxkube.render.nsx import render_nsx
     from nsxkube.render.scripts import render_scripts
     from nsxkube.render.vm_files import render_machines
 
     files: list[RenderedFile] = []
-    for area in (render_docs, render_nsx, render_machines, render_kubeadm, render_scripts, render_addons):
+    for area in (render_docs, render_nsx, render_machines, render_kubeadm, render_keepalived, render_scripts,
+                 render_addons):
         files += area(design)
     paths = [f.path for f in files]
     duplicates = sorted({p for p in paths if paths.count(p) > 1})

@@ -97,6 +97,8 @@ def node_user_data(design: Design, node: Node) -> dict[str, Any]:
                       "content": offload_unit()})
         commands.append(["systemctl", "enable", "--now", OFFLOAD_UNIT])
     data["write_files"] = files
+    if node.is_control_plane and design.api_vip_provider == "keepalived":
+        data["packages"] = ["keepalived"]  # holds the API VIP (render/keepalived.py); apt-get update first
     if commands:
         data["runcmd"] = commands
     return data

@@ -17,6 +17,8 @@ from nsxkube.render.files import RenderedFile, to_yaml, to_yaml_documents
 API_PORT = 6443
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"
 KUBE_VIP_LEASE = "plndr-cp-lock"
+# kube-vip's Prometheus endpoint (its default, rendered so the bootstrap's switch can watch it).
+KUBE_VIP_METRICS_PORT = 2112
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 SUPER_ADMIN_CONF = "/etc/kubernetes/super-admin.conf"
 # Since Kubernetes 1.29 admin.conf is only bound to cluster-admin through RBAC, which does not
@@ -39,14 +41,18 @@ KUBE_VIP_INIT_PATH = "kubeadm/kube-vip-init.yaml"
 
 
 def render_kubeadm(design: Design) -> list[RenderedFile]:
-    """init.yaml, the two join configurations and the kube-vip manifests (steady state and init)."""
-    return [
+    """init.yaml, the two join configurations and, with kube-vip, its manifests (steady state and init)."""
+    files = [
         RenderedFile(INIT_PATH, to_yaml_documents(init_documents(design))),
         RenderedFile(JOIN_CONTROL_PLANE_PATH, to_yaml_documents([join_configuration(design, control_plane=True)])),
         RenderedFile(JOIN_WORKER_PATH, to_yaml_documents([join_configuration(design, control_plane=False)])),
-        RenderedFile(KUBE_VIP_PATH, to_yaml(kube_vip_pod(design, ADMIN_CONF))),
-        RenderedFile(KUBE_VIP_INIT_PATH, to_yaml(kube_vip_pod(design, kube_vip_init_kubeconfig(design.versions)))),
     ]
+    if design.api_vip_provider == "kube-vip":
+        files += [
+            RenderedFile(KUBE_VIP_PATH, to_yaml(kube_vip_pod(design, ADMIN_CONF))),
+            RenderedFile(KUBE_VIP_INIT_PATH, to_yaml(kube_vip_pod(design, kube_vip_init_kubeconfig(design.versions)))),
+        ]
+    return files
 
 
 def control_plane_endpoint(design: Design) -> str:
@@ -216,6 +222,7 @@ def kube_vip_env(design: Design) -> list[dict[str, Any]]:
         ("vip_renewdeadline", "3"),
         ("vip_retryperiod", "1"),
         ("address", str(design.ip_plan.api_vip)),
+        ("prometheus_server", f":{KUBE_VIP_METRICS_PORT}"),
     ]
     env: list[dict[str, Any]] = [{"name": name, "value": value} for name, value in values]
     env.insert(2, {"name": "vip_nodename", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})

@@ -88,7 +88,9 @@ def segment_doc(design: Design) -> str:
 
 def _announced_rows(design: Design) -> list[tuple[str, int, str]]:
     plan = design.ip_plan
-    rows = [(str(plan.api_vip), 1, "API VIP: kube-vip answers ARP for it on the control plane that leads")]
+    holder = ("kube-vip answers ARP for it on the control plane that holds the Lease"
+              if design.api_vip_provider == "kube-vip" else "keepalived answers ARP for it on the VRRP master")
+    rows = [(str(plan.api_vip), 1, f"API VIP: {holder}")]
     rows += [(str(p.range), p.range.size, f"LoadBalancer pool {p.name}: the L2 speaker answers ARP on one node")
              for p in plan.pools]
     return rows
@@ -185,6 +187,8 @@ def _endpoint_text(ep: Endpoint) -> str:
 def _service_text(flow: Flow) -> str:
     if flow.protocol == "ICMP":
         return "ICMP echo request (8), destination unreachable (3)"
+    if flow.protocol == "VRRP":
+        return f"VRRP ({flow.ports_text})"
     return f"{flow.protocol} {', '.join(flow.ports)}"
 
 

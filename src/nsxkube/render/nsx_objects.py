@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nsxkube.design import Design, Flow
-from nsxkube.design.ports import ICMP_TYPES
+from nsxkube.design.ports import ICMP_TYPES, VRRP_IP_PROTOCOL
 
 ANY = "ANY"
 INFRA = "/infra"
@@ -280,6 +280,9 @@ def service_entries(flow: Flow) -> list[dict[str, Any]]:
              "protocol": "ICMPv4", "icmp_type": ICMP_TYPES[name]}
             for name in flow.ports
         ]
+    if flow.protocol == "VRRP":
+        return [{"resource_type": "IPProtocolServiceEntry", "id": "vrrp", "display_name": "vrrp",
+                 "protocol_number": VRRP_IP_PROTOCOL}]
     proto = flow.protocol.lower()
     return [
         {"resource_type": "L4PortSetServiceEntry", "id": f"{proto}-{i}", "display_name": f"{proto}-{i}",

@@ -164,6 +164,14 @@ class Proxy(Strict):
 
 class Network(Strict):
     api_vip: Address = Field(default=ipaddress.IPv4Address("172.16.50.10"), description="the API address kube-vip holds")
+    api_vip_provider: Literal["kube-vip", "keepalived"] = Field(
+        default="kube-vip",
+        description=(
+            "what holds the API VIP on the control planes: kube-vip (a static Pod, Kubernetes Lease leader "
+            "election, ARP) or keepalived (the distribution's package, VRRP in unicast between the control "
+            "planes, a check on the local API server's /readyz)"
+        ),
+    )
     loadbalancer_pools: list[LoadBalancerPool] = [
         LoadBalancerPool(name="default", range="172.16.50.200-172.16.50.250")  # type: ignore[arg-type]
     ]

@@ -15,8 +15,11 @@ Several images go into one archive, an *image bundle*; ``ctr -n k8s.io images im
 into a node's containerd, where the CRI plugin (and so the kubelet) finds them.
 
 The pause image is built from ``pause/pause.go`` in this directory (Go standard library only).
-kube-vip cannot be built (its module is not served by the Go module proxy) and CoreDNS is not
-built: :func:`plan_images` reports every reference it has no program for, with the reason.
+The kube-vip image is the prebuilt kube-vip binary (:func:`locate_kube_vip`: ``$NSXKUBE_KUBE_VIP`` or
+``~/.cache/nsxkube/programs/kube-vip-<version>``, outside the repository, which never builds or holds
+kube-vip: its module is not served by the Go module proxy) as ``/kube-vip``, the entrypoint, like the
+upstream image built ``FROM scratch``. CoreDNS is not built: :func:`plan_images` reports every
+reference it has no program for, with the reason.
 """
 
 from __future__ import annotations
@@ -59,10 +62,28 @@ PROGRAMS_BY_REPOSITORY: dict[str, tuple[str, ...]] = {
 UNAVAILABLE: dict[str, str] = {
     "coredns": "CoreDNS is not built for the test nodes (optional add-on; its Pods could not be scheduled "
                "anyway: without the vSphere CPI every node keeps the node.cloudprovider.kubernetes.io/uninitialized taint)",
-    "kube-vip": "kube-vip cannot be built: the Go module proxy does not serve github.com/kube-vip/kube-vip "
-                "(\"This module version is not available\")",
     "kube-proxy": "kube-proxy is not built (the design replaces it with Cilium's kube-proxy replacement)",
 }
+
+
+KUBE_VIP_ENV = "NSXKUBE_KUBE_VIP"
+
+
+def kube_vip_candidates(version: str) -> list[Path]:
+    """Where a prebuilt kube-vip of ``version`` is looked for, in order."""
+    configured = os.environ.get(KUBE_VIP_ENV)
+    default = Path.home() / ".cache" / "nsxkube" / "programs" / f"kube-vip-{version}"
+    return [Path(configured).expanduser()] if configured else [default]
+
+
+def locate_kube_vip(version: str) -> tuple[Path | None, str]:
+    """The prebuilt kube-vip binary, or None and where it was looked for."""
+    for candidate in kube_vip_candidates(version):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate, f"{candidate}"
+    where = ", ".join(str(c) for c in kube_vip_candidates(version))
+    return None, (f"no kube-vip {version} binary at {where} (set {KUBE_VIP_ENV} to a prebuilt kube-vip {version}; "
+                  "nothing in the repository builds it: the Go module proxy does not serve github.com/kube-vip/kube-vip)")
 
 
 class ImageError(RuntimeError):
@@ -153,6 +174,13 @@ def plan_images(references: Iterable[str], *, pause: Path | None = None) -> Imag
         if repository == "pause":
             program = pause or build_pause()
             specs.append(ImageSpec(reference, (ImageFile("/pause", program),), entrypoint=("/pause",)))
+            continue
+        if repository == "kube-vip":
+            binary, where = locate_kube_vip(reference.rsplit(":", 1)[1])
+            if binary is None:
+                missing[reference] = where
+            else:
+                specs.append(ImageSpec(reference, (ImageFile("/kube-vip", binary),), entrypoint=("/kube-vip",)))
             continue
         programs = PROGRAMS_BY_REPOSITORY.get(repository)
         if programs is None:

@@ -3,7 +3,7 @@
 Order of apply: every node still to do waits for cloud-init, gets the bundle (kubeadm/ and
 scripts/) — with kubernetes.image_bundle also that archive (copied only when the node lacks the
 same file) loaded into containerd — and passes the preflight and the MTU probe → the first control
-plane runs bootstrap-control-plane.sh (kubeadm init with kube-vip) and hands back the join values
+plane runs bootstrap-control-plane.sh (kubeadm init with kube-vip or keepalived) and hands back the join values
 → the other control planes join one at a time (etcd membership changes are serial) → the workers
 join in parallel → kubelet-serving CSRs of our nodes are approved and nodes labelled by role → the
 admin kubeconfig is fetched to the work directory, pointed at the API endpoint.

@@ -49,13 +49,14 @@ def approvable(csrs: list[LiveCsr], design: Design) -> list[LiveCsr]:
     return [c for c in csrs if c.signer == SERVING_SIGNER and c.pending and serving_csr_refusal(c, ours) is None]
 
 
-def node_change(node: Node, live: LiveNode, first: bool, *, pending: bool, preload: bool) -> Change:
+def node_change(node: Node, live: LiveNode, first: bool, *, pending: bool, preload: bool,
+                vip: str = "kube-vip") -> Change:
     steps = (("once its VM is up: " if pending else "") + "wait for cloud-init, preflight and MTU probe, "
              + ("preload the image bundle, " if preload else ""))
     if first:
         if live.initialized:
             return Change("unchanged", "control-plane", node.name, "initialized")
-        return Change("create", "control-plane", node.name, steps + "kubeadm init with kube-vip", subject=node)
+        return Change("create", "control-plane", node.name, steps + f"kubeadm init with {vip}", subject=node)
     if live.joined:
         return Change("unchanged", node.role, node.name, "already in the cluster")
     return Change("create", node.role, node.name, steps + "kubeadm join" + (
@@ -78,7 +79,7 @@ def plan_bootstrap(design: Design, snapshot: BootstrapSnapshot) -> list[Change]:
     first = design.ip_plan.control_planes[0]
     preload = design.spec.kubernetes.image_bundle is not None
     changes = [node_change(n, snapshot.nodes[n.name], n is first, pending=n.name in snapshot.pending,
-                           preload=preload) for n in design.ip_plan.nodes]
+                           preload=preload, vip=design.api_vip_provider) for n in design.ip_plan.nodes]
     if design.spec.sandbox is not None and design.spec.sandbox.cni == "bridge":
         changes += [Change("create", BRIDGE_CNI, n.name, "sandbox.cni: the bridge plugin on the node's pod CIDR",
                            subject=n) for n in design.ip_plan.nodes if not snapshot.nodes[n.name].cni]

@@ -43,11 +43,14 @@ def wait_for_cloud_init(nodes: Nodes, node: Node) -> None:
 
 
 def upload_bundle(nodes: Nodes, node: Node) -> None:
-    """kubeadm/ and scripts/ exactly as `nsxkube render` writes them."""
+    """kubeadm/, keepalived/ (with that VIP provider) and scripts/ exactly as `nsxkube render` writes them."""
+    from nsxkube.render.keepalived import render_keepalived
     from nsxkube.render.kubeadm import render_kubeadm
     from nsxkube.render.scripts import render_scripts
 
-    files = {f.path: (f.content, f.mode) for f in [*render_kubeadm(nodes.design), *render_scripts(nodes.design)]}
+    design = nodes.design
+    files = {f.path: (f.content, f.mode)
+             for f in [*render_kubeadm(design), *render_keepalived(design), *render_scripts(design)]}
     nodes.client.create_files(nodes.target(node), REMOTE_BUNDLE, files, nodes.timeouts.short)
 
 

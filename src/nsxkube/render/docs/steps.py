@@ -226,10 +226,13 @@ def create_vms(design: Design) -> Step:
         commands.append(f"govc cluster.rule.create -cluster '{vsphere.cluster}' -name {design.name}-control-planes "
                         f"-enable -anti-affinity {' '.join(n.name for n in plan.control_planes)}")
     commands.append(f"govc vm.power -on {names}")
-    commands.append("# When cloud-init is done: the bundle's kubeadm/ and scripts/ side by side on every node.")
+    keepalived = design.api_vip_provider == "keepalived"
+    commands.append("# When cloud-init is done: the bundle's kubeadm/ and scripts/ side by side on every node"
+                    + (" (and keepalived/ on the control planes)." if keepalived else "."))
     for node in plan.nodes:
+        sources = "kubeadm scripts" + (" keepalived" if keepalived and node.is_control_plane else "")
         commands.append(bundle.ssh(design, node, f"'cloud-init status --wait && mkdir -p {bundle.NODE_WORKDIR}'")
-                        + " && " + bundle.copy_to_node(design, node, "kubeadm scripts"))
+                        + " && " + bundle.copy_to_node(design, node, sources))
     first_files = bundle.node_files(plan.nodes[0])
     return Step(
         "Create the node VMs",
@@ -301,13 +304,33 @@ def _join_on_node(design: Design, node: Node, script: str) -> str:
 def bootstrap(design: Design) -> Step:
     cp = _first_cp(design)
     vip = design.ip_plan.api_vip
+    if design.api_vip_provider == "keepalived":
+        holder = (
+            f"keepalived (Ubuntu's package, installed by the control planes' cloud-init) holds the VIP {vip}: VRRP "
+            "in unicast between the control planes, a check on the local API server's /readyz (2 failures → the "
+            "holder gives the VIP up), advertisements every second, `nopreempt` so a control plane that comes "
+            "back does not take the VIP back. The script creates the cluster CA first and derives the VRRP "
+            "password on the node from its key (never in cluster.yaml or this bundle); kubeadm needs no switch. "
+        )
+        files = (bundle.KUBEADM_INIT, f"keepalived/{cp.name}.conf", bundle.BOOTSTRAP_CONTROL_PLANE)
+        holder_check = (bundle.ssh(design, cp, "'ip -brief address | grep -F " + str(vip)
+                                   + "; systemctl status keepalived --no-pager | tail -5'")
+                        + "   # the VRRP master holds the VIP")
+    else:
+        holder = (
+            f"kube-vip holds the VIP {vip} in ARP mode (a static Pod, leader election on a Lease). On Kubernetes "
+            "≥ 1.29 kube-vip needs super-admin.conf while `kubeadm init` runs; the script then switches it to "
+            "admin.conf one instance at a time, answering the VIP from lo meanwhile, so the API never drops. "
+            "(Choose `network.api_vip_provider: keepalived` for a VIP that does not depend on the kubelet.) "
+        )
+        files = (bundle.KUBEADM_INIT, bundle.KUBE_VIP, "kubeadm/kube-vip-init.yaml", bundle.BOOTSTRAP_CONTROL_PLANE)
+        holder_check = bundle.ssh(design, cp, f"ip -brief address | grep -F {vip}") + "   # kube-vip holds the VIP here"
     return Step(
         f"Bootstrap the first control plane ({cp.name})",
-        f"`kubeadm init` with the API endpoint {design.api_endpoint}; kube-vip holds the VIP {vip} in ARP mode. "
-        "On Kubernetes ≥ 1.29 kube-vip needs super-admin.conf while `kubeadm init` runs; the script switches it "
-        "back to admin.conf afterwards. On stdout it prints the join values (NSXKUBE_JOIN_TOKEN and friends): they "
+        f"`kubeadm init` with the API endpoint {design.api_endpoint}; " + holder
+        + "On stdout it prints the join values (NSXKUBE_JOIN_TOKEN and friends): they "
         "are secrets for two hours, kept here in a shell variable only.",
-        files=(bundle.KUBEADM_INIT, bundle.KUBE_VIP, "kubeadm/kube-vip-init.yaml", bundle.BOOTSTRAP_CONTROL_PLANE),
+        files=files,
         commands=(
             f"JOIN=$({_run_on_node(design, cp, bundle.BOOTSTRAP_CONTROL_PLANE)})",
             "# The admin kubeconfig, readable by you only.",
@@ -320,7 +343,7 @@ def bootstrap(design: Design) -> Step:
         check_commands=(
             f"curl -fsSk https://{vip}:6443/livez; echo",
             "kubectl get nodes -o wide",
-            bundle.ssh(design, cp, f"ip -brief address | grep -F {vip}") + "   # kube-vip holds the VIP here",
+            holder_check,
         ),
     )
 

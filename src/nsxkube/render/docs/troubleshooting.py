@@ -51,7 +51,8 @@ def vip_not_answering(design: Design) -> KnownProblem:
             bundle.ssh(design, cp, f"ip -brief address | grep -F {plan.api_vip}") + "   # which node holds it",
             bundle.ssh(design, other, f"'ip neigh flush to {plan.api_vip}; ping -c 1 -W 1 {plan.api_vip}; "
                                       f"ip neigh show {plan.api_vip}'") + "   # MAC must be the holder's",
-            f"kubectl -n kube-system logs kube-vip-{cp.name} --tail=50",
+            (f"kubectl -n kube-system logs kube-vip-{cp.name} --tail=50" if design.api_vip_provider == "kube-vip"
+             else bundle.ssh(design, cp, "sudo journalctl -u keepalived -n 50 --no-pager")),
             bundle.nsx_get(design, f"/infra/segments/{nsx.segment.name}/segment-discovery-profile-binding-maps")
             + " | jq '.results'",
         ),
@@ -238,6 +239,24 @@ def dfw_drops(design: Design) -> KnownProblem:
     )
 
 
+def keepalived_no_vip(design: Design) -> KnownProblem:
+    cp = design.ip_plan.control_planes[0]
+    return KnownProblem(
+        "No control plane holds the API VIP, or two do (keepalived)",
+        f"`ip -brief address` shows {design.ip_plan.api_vip} on no control plane, or on several; keepalived logs "
+        "'entering FAULT state', 'received an invalid passwd' or 'two masters'.",
+        "keepalived holds the VIP only where its check (the local API server's /readyz) passes; control planes "
+        "that cannot exchange VRRP advertisements (IP protocol 112, the DFW rule vrrp) each believe they are "
+        "alone; a control plane whose CA key differs derives another VRRP password.",
+        (bundle.ssh(design, cp, "'sudo journalctl -u keepalived -n 30 --no-pager; "
+                                "curl -sk https://127.0.0.1:6443/readyz; echo'"),
+         bundle.ssh(design, cp, "sudo tcpdump -ni any -c 5 ip proto 112")),
+        ("Check the DFW rule vrrp and that each control plane reaches the others' addresses.",
+         f"Run `{bundle.JOIN_CONTROL_PLANE}` again on a control plane whose keepalived configuration is missing or "
+         "stale: it rewrites it and restarts keepalived."),
+    )
+
+
 def render_pain(pain: KnownProblem) -> str:
     parts = [f"## {pain.title}", f"**Symptom.** {pain.symptom}", f"**Why.** {pain.cause}",
              "**Confirm:**", bash(pain.confirm), "**Fix:**", bullets(pain.fix)]
@@ -248,7 +267,9 @@ def render_pain(pain: KnownProblem) -> str:
 
 def troubleshooting_doc(design: Design) -> str:
     pains = [vip_not_answering(design), large_packets_hang(design), tunnel_dropped(design),
-             csi_without_provider_id(design), disk_uuid_missing(design), kube_vip_init(design), dfw_drops(design)]
+             csi_without_provider_id(design), disk_uuid_missing(design),
+             kube_vip_init(design) if design.api_vip_provider == "kube-vip" else keepalived_no_vip(design),
+             dfw_drops(design)]
     mtu = design.mtu
     return document(
         f"# Troubleshooting {design.name}",
