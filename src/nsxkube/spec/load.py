@@ -14,6 +14,7 @@ from nsxkube import untrusted
 from nsxkube.errors import SpecError
 from nsxkube.spec.model import ClusterSpec
 from nsxkube.spec.problems import Problem
+from nsxkube.wording import and_more
 
 Loc = tuple[int | str, ...]
 
@@ -53,9 +54,7 @@ def parse_spec(text: str, source: str = "cluster.yaml") -> ClusterSpec:
 
 def _spec_error(source: str, problems: list[Problem]) -> SpecError:
     problems = sorted(problems, key=lambda p: (p.line or 0, p.key))
-    first = problems[0].one_line(source)
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return SpecError(first + more, problems=tuple(problems))
+    return SpecError(and_more([p.one_line(source) for p in problems]), problems=tuple(problems))
 
 
 def _duplicate_keys(node: yaml.Node | None, path: str = "") -> list[Problem]:
