@@ -84,13 +84,18 @@ def test_the_main_job_builds_on_the_lab_changes_nothing_the_second_time_destroys
     try:
         first = main_job(lab_dir)
         out = first.stdout
-        for title in ("start the lab", "check cluster.yaml", "discover the existing NSX", "plan", "apply:", "render",
-                      "summary", "timings"):
+        for title in ("start the lab", "check cluster.yaml", "discover the existing NSX", "plan", "apply:",
+                      "validate", "render", "summary", "timings"):
             assert f"==> {title}" in out
         assert "not in the lab:" in out and "bootstrap phase" in out  # said plainly, not pretended
         lab = files.read_state(lab_dir)
         assert lab is not None and (lab_dir / "nsx-report.md").read_text().count("Tanzu") > 0
         assert (lab_dir / "bundle" / "README.md").is_file()
+        from xml.etree import ElementTree as ET
+
+        junit = ET.parse(lab_dir / "validate.xml").getroot()  # validate of NSX and vCenter: all green
+        assert (junit.get("tests"), junit.get("failures")) == ("5", "0"), ET.tostring(junit, encoding="unicode")
+        assert "5 passed, 0 failed" in out[out.index("==> validate"):]
         summary_text = out[out.index("==> summary"):]
         for shown in (f"{lab_dir / 'nsx-report.md'}", f"bundle: {lab_dir / 'bundle'}", "last apply (",
                       "network ", "machines ", "network-bindings ", "next, on real vSphere + NSX:"):
