@@ -69,9 +69,8 @@ def start_emulator(log: Path, realization_delay: float) -> tuple[subprocess.Pope
 
 
 def cluster_yaml(proxy: tuple[str, int], thumbprint: str, work: Path, auth: str = "session") -> Path:
-    from nsxkube.lab.spec import CLUSTER_NAME, Endpoint, lab_cluster_yaml
-
-    from nsxkube.cli.commands import example_text
+    from nsxkube.lab.cluster_file import CLUSTER_NAME, Endpoint, lab_cluster_yaml
+    from nsxkube.spec.example import example_text
 
     key = work / "id_ed25519"
     key.write_text("unused by the network phase\n")

@@ -58,6 +58,10 @@ class ConflictError(NsxkubeError):
     area = "conflict"
 
 
+class ClusterLocked(ConflictError):
+    """Another run holds the cluster's lease: the whole command stops, nothing is changed."""
+
+
 class Aborted(NsxkubeError):
     """The operator said no."""
 

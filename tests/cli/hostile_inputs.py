@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nsxkube.cli.commands import example_text
+from nsxkube.spec.example import example_text
 
 
 @dataclass(frozen=True)

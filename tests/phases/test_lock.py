@@ -31,7 +31,8 @@ def lease_of(nsx: NsxEmulator) -> dict[str, str] | None:
 
 def test_a_second_run_is_refused_with_who_holds_the_cluster_and_since_when(nsx: NsxEmulator, tmp_path: Path) -> None:
     design = emulator_design(nsx)
-    with cluster_lock(make_context(design, nsx, tmp_path), "apply", now=lambda: T0) as holder:
+    with cluster_lock(make_context(design, nsx, tmp_path), "apply", now=lambda: T0) as lease:
+        holder = lease.holder
         assert holder == holder_name("apply") and "pid" in holder
         tags = lease_of(nsx)
         assert tags is not None and tags["nsxkube/lease"] == holder and tags["nsxkube/cluster"] == "k8s-prod"
@@ -63,7 +64,8 @@ def test_an_expired_lease_is_taken_over_and_a_live_one_only_with_force(nsx: NsxE
     with refused, cluster_lock(make_context(design, nsx, tmp_path), "apply", now=lambda: T0 + dt.timedelta(seconds=59)):
         pytest.fail("a live lease was taken over")
     forced = make_context(design, nsx, tmp_path)
-    with cluster_lock(forced, "apply", force=True, now=lambda: T0 + dt.timedelta(seconds=30)) as holder:
+    with cluster_lock(forced, "apply", force=True, now=lambda: T0 + dt.timedelta(seconds=30)) as lease:
+        holder = lease.holder
         assert lease_of(nsx) == {**lease_of(nsx), "nsxkube/lease": holder,
                                  "nsxkube/lease-since": "2026-12-06T12:00:30+00:00"}
     assert [w for w in forced.reporter.texts("warning") if "took over" in w] == [
@@ -156,3 +158,27 @@ def test_a_lease_left_by_a_dead_process_of_this_machine_is_taken_at_once(nsx: Ns
             pytest.fail("a live holder's lease was taken")
         with cluster_lock(make_context(emulator_design(nsx), nsx, tmp_path), "apply", force=True):
             pass
+
+
+def test_a_lazy_lease_is_taken_only_before_a_write(nsx: NsxEmulator, tmp_path: Path) -> None:
+    """apply takes the lease just before its first write: a no-op re-apply writes nothing to NSX."""
+    from tests.providers.nsx.helpers import writes
+
+    design = emulator_design(nsx)
+    ctx = make_context(design, nsx, tmp_path)
+    with cluster_lock(ctx, "apply", lazy=True) as lease:
+        assert runner.apply(ctx, [NETWORK], "cluster.yaml", before_write=lease.take).ok
+        assert lease.held and lease_of(nsx) is not None  # taken for the first apply's PATCH
+    assert lease_of(nsx) is None
+    nsx.log.clear()
+    again = make_context(design, nsx, tmp_path)
+    with cluster_lock(again, "apply", lazy=True) as lease:
+        assert runner.apply(again, [NETWORK], "cluster.yaml", before_write=lease.take).ok
+        assert not lease.held
+    assert writes(nsx) == []  # not even the lease
+
+    leave_dead_lease(nsx, tmp_path, "nsxkube apply by ops@elsewhere (pid 1)", T0 + dt.timedelta(days=999), 600)
+    blocked = make_context(emulator_design(nsx, {"network.loadbalancer_ports": [80, 443, 8443]}), nsx, tmp_path)
+    with pytest.raises(Locked), cluster_lock(blocked, "apply", lazy=True) as lease:
+        runner.apply(blocked, [NETWORK], "cluster.yaml", before_write=lease.take)  # the whole run stops
+    assert not [w for w in writes(nsx) if "lease" not in w["path"]]  # nothing was written

@@ -9,10 +9,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nsxkube.cli.commands import example_text
 from nsxkube.design import analyse
 from nsxkube.errors import SpecError
 from nsxkube.spec import parse_spec
+from nsxkube.spec.example import example_text
 from nsxkube.spec.load import locate
 from tests.support.specs import example_data
 

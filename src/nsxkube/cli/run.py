@@ -42,11 +42,12 @@ def run(verb: str, spec_path: Path, phase_names: str | None, workdir: Path | Non
         if verb == "plan":
             result = runner.plan(ctx, selected)
         elif verb == "apply":
-            with cluster_lock(ctx, verb, force=force_unlock):
-                result = runner.apply(ctx, selected, str(spec_path))
+            with cluster_lock(ctx, verb, force=force_unlock, lazy=True) as lease:
+                result = runner.apply(ctx, selected, str(spec_path), before_write=lease.take)
         else:
-            with cluster_lock(ctx, verb, force=force_unlock):
-                result = runner.destroy(ctx, selected, confirm=lambda changes: _confirm(changes, yes))
+            with cluster_lock(ctx, verb, force=force_unlock, lazy=True) as lease:
+                result = runner.destroy(ctx, selected, confirm=lambda changes: _confirm(changes, yes),
+                                        before_write=lease.take)
     finally:
         ctx.close()
     record_run(ctx.options.workdir, result)

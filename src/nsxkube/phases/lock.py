@@ -1,5 +1,7 @@
 """One run at a time per cluster: `apply` and `destroy` hold the cluster lease in NSX
-(`providers.nsx.lease`) from their first phase to their last, renewing it while they run.
+(`providers.nsx.lease`) from their first write to the end of the run, renewing it meanwhile. A run
+whose plans change nothing writes nothing, the lease included: it is taken just before the first
+phase that acts (the runner's ``before_write``), so a re-apply of a built cluster stays read-only.
 
 A second run, from this machine or another, is refused with who holds the lease and since when.
 A lease past its expiry is taken over (its holder died without releasing it), and so is one whose
@@ -19,16 +21,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from nsxkube.errors import ConflictError, ProviderError
+from nsxkube.errors import ClusterLocked, ProviderError
 from nsxkube.pipeline.context import Context
 
 LEASE_SECONDS = 600.0  # a run that died holds the cluster this long at most
 RENEW_EVERY = LEASE_SECONDS / 5
 
 
-class Locked(ConflictError):
-    """Another run holds the cluster lease."""
-
+Locked = ClusterLocked  # the name the phase layer and its tests use
 
 def holder_name(verb: str) -> str:
     try:
@@ -42,33 +42,66 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-@contextmanager
-def cluster_lock(ctx: Context, verb: str, *, force: bool = False, ttl: float = LEASE_SECONDS,
-                 renew_every: float = RENEW_EVERY, now: Callable[[], dt.datetime] = _now) -> Iterator[str]:
-    """Holds the lease for the block; yields the holder's name. The lease travels on the run's one
-    NSX session (the phases' too: the client is safe across threads), so it costs a PUT at the start
-    and a read and DELETE at the end, not a log-in of its own."""
-    from nsxkube.phases.clients import nsx_client
-    from nsxkube.providers.nsx import lease as leases
+class ClusterLease:
+    """The lease of one run: taken on the first ``take()``, renewed in the background, released once."""
 
-    cluster, holder = ctx.design.name, holder_name(verb)
-    client = nsx_client(ctx, "lock")
-    held = _take(ctx, client, leases, cluster, holder, force, ttl, now)
-    stop = threading.Event()
-    renewer = threading.Thread(target=_renew, args=(ctx, client, leases, cluster, holder, held, ttl, renew_every,
-                                                    stop, now), name="nsxkube-lease", daemon=True)
-    renewer.start()
-    try:
-        yield holder
-    finally:
-        stop.set()
-        renewer.join()
+    def __init__(self, ctx: Context, verb: str, *, force: bool = False, ttl: float = LEASE_SECONDS,
+                 renew_every: float = RENEW_EVERY, now: Callable[[], dt.datetime] = _now) -> None:
+        self.ctx, self.verb, self.force, self.ttl, self.renew_every, self.now = ctx, verb, force, ttl, renew_every, now
+        self.holder = holder_name(verb)
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._renewer is not None
+
+    def take(self) -> None:
+        """Takes the lease (once; later calls do nothing). The lease travels on the run's one NSX
+        session, so it costs a PUT here and a read and DELETE at release, not a log-in of its own."""
+        if self._renewer is not None:
+            return
+        from nsxkube.phases.clients import nsx_client
+        from nsxkube.providers.nsx import lease as leases
+
+        client = nsx_client(self.ctx, "lock")
+        held = _take(self.ctx, client, leases, self.ctx.design.name, self.holder, self.force, self.ttl, self.now)
+        self._renewer = threading.Thread(target=_renew, args=(
+            self.ctx, client, leases, self.ctx.design.name, self.holder, held, self.ttl, self.renew_every,
+            self._stop, self.now), name="nsxkube-lease", daemon=True)
+        self._renewer.start()
+
+    def release(self) -> None:
+        if self._renewer is None:
+            return
+        from nsxkube.phases.clients import nsx_client
+        from nsxkube.providers.nsx import lease as leases
+
+        self._stop.set()
+        self._renewer.join()
+        self._renewer = None
         try:
-            if not leases.delete_lease(client, cluster, holder):
-                ctx.reporter.warning("lock", f"the cluster lease was taken over by someone else during this {verb}")
+            if not leases.delete_lease(nsx_client(self.ctx, "lock"), self.ctx.design.name, self.holder):
+                self.ctx.reporter.warning("lock", "the cluster lease was taken over by someone else during this "
+                                                  f"{self.verb}")
         except ProviderError as err:  # never hide the run's own outcome behind the release
-            ctx.reporter.warning("lock", f"could not release the cluster lease ({err.one_line()}); it expires "
-                                         f"{ttl / 60:.0f} min after its last renewal, or run again from this machine")
+            self.ctx.reporter.warning("lock", f"could not release the cluster lease ({err.one_line()}); it expires "
+                                              f"{self.ttl / 60:.0f} min after its last renewal, or run again from "
+                                              "this machine")
+
+
+@contextmanager
+def cluster_lock(ctx: Context, verb: str, *, force: bool = False, lazy: bool = False, ttl: float = LEASE_SECONDS,
+                 renew_every: float = RENEW_EVERY, now: Callable[[], dt.datetime] = _now) -> Iterator[ClusterLease]:
+    """The run's lease for the block, released at its end; taken at once, or with ``lazy`` on the
+    lease's first ``take()`` (apply and destroy: just before their first write)."""
+    lease = ClusterLease(ctx, verb, force=force, ttl=ttl, renew_every=renew_every, now=now)
+    if not lazy:
+        lease.take()
+    try:
+        yield lease
+    finally:
+        lease.release()
 
 
 def _take(ctx: Context, client: Any, leases: Any, cluster: str, holder: str, force: bool, ttl: float,

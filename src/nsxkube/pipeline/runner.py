@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nsxkube.errors import Aborted, NsxkubeError
+from nsxkube.errors import Aborted, ClusterLocked, NsxkubeError
 from nsxkube.pipeline.change import Change, refuse_conflicts, summarize
 from nsxkube.pipeline.context import Context
 from nsxkube.pipeline.phase import Destroyable, Phase
@@ -53,21 +53,25 @@ def plan(ctx: Context, phases: Sequence[Phase[Any]]) -> RunResult:
     return result
 
 
-def apply_phase(ctx: Context, phase: Phase[Any]) -> list[Change]:
-    """observe → plan → (refuse conflicts) → apply the mutating changes; a no-op plan applies nothing."""
+def apply_phase(ctx: Context, phase: Phase[Any], before_write: Callable[[], None] | None = None) -> list[Change]:
+    """observe → plan → (refuse conflicts) → apply the mutating changes; a no-op plan applies nothing.
+    ``before_write`` runs once a plan holds something to do, before apply (the cluster lease)."""
     snapshot, changes = observe_and_plan(ctx, phase)
     for change in changes:
         ctx.reporter.change(phase.name, change)
     refuse_conflicts(phase.name, changes, phase.conflict_hint)
     if not any(c.mutating for c in changes):
         return changes
+    if before_write is not None:
+        before_write()
     return phase.apply(ctx, snapshot, changes)
 
 
-def apply(ctx: Context, phases: Sequence[Phase[Any]], spec_path: str) -> RunResult:
+def apply(ctx: Context, phases: Sequence[Phase[Any]], spec_path: str,
+          before_write: Callable[[], None] | None = None) -> RunResult:
     result = RunResult("apply")
     for phase in phases:
-        outcome = _timed(ctx, phase, lambda p=phase: apply_phase(ctx, p), report_changes=False)
+        outcome = _timed(ctx, phase, lambda p=phase: apply_phase(ctx, p, before_write), report_changes=False)
         result.phases.append(outcome)
         if not outcome.ok:
             result.next_step = (
@@ -79,7 +83,8 @@ def apply(ctx: Context, phases: Sequence[Phase[Any]], spec_path: str) -> RunResu
 
 
 def destroy(
-    ctx: Context, phases: Sequence[Phase[Any]], confirm: Callable[[list[Change]], bool]
+    ctx: Context, phases: Sequence[Phase[Any]], confirm: Callable[[list[Change]], bool],
+    before_write: Callable[[], None] | None = None,
 ) -> RunResult:
     """Plan every phase's teardown (last phase first), ask once, then delete only what we own."""
     result = RunResult("destroy")
@@ -103,6 +108,8 @@ def destroy(
         return result
     if not confirm(everything):
         raise Aborted("nothing was deleted")
+    if before_write is not None:
+        before_write()
     for phase, snapshot, changes in planned:
         result.phases.append(_timed(ctx, phase, lambda p=phase, s=snapshot, c=changes: p.destroy(ctx, s, c),
                                     report_changes=False, title=_destroy_title(phase)))
@@ -126,6 +133,8 @@ def _timed(ctx: Context, phase: Phase[Any], action: Callable[[], list[Change]], 
         if report_changes:
             for change in outcome.changes:
                 reporter.change(phase.name, change)
+    except ClusterLocked:
+        raise  # another run holds the cluster: the whole command stops, not just this phase
     except NsxkubeError as err:
         outcome.ok = False
         outcome.error = err.one_line()
