@@ -75,7 +75,10 @@ def _bundle_and_images(design, workdir: Path, programs: dict[str, Path], *, vip:
 
 
 def _print_setup(images: ImageBundle, say, *, vip: bool = False) -> None:
-    lines = ["", "test-only overrides of the rendered files:"]
+    lines = ["", "declared in the test design's sandbox: section (rendered by the product, shown by check):"]
+    lines += [f"  - {w.one_line()}" for w in C.test_design().warnings if w.key.startswith("sandbox.")]
+    lines.append("test-only overrides of the rendered files:" if C.overrides(vip) or images.missing else
+                 "no test-only override of the rendered files")
     for override in C.overrides(vip):
         lines.append(f"  - {override.file}: {override.change}\n      why: {override.why}")
     if images.missing:

@@ -4,8 +4,11 @@ What is real: the files ``nsxkube render`` writes (``kubeadm/*.yaml``, ``scripts
 the nodes with scp and run over SSH exactly as the runbook says; kubeadm, the kubelet, containerd,
 runc, etcd and the control-plane components (Go-built, in images assembled without a registry).
 
-What is changed for the test, and why, is the list :data:`TEST_OVERRIDES`: each is applied to the
-rendered YAML (never to the product's code) and printed by the tests.
+What this machine forces (cgroup driver, cgroup v1, a skipped preflight check) is declared in the
+test design's ``sandbox:`` section (:data:`SANDBOX`), which the product renders. What is still
+changed for a test, and why, is :func:`overrides` (the API endpoint of milestones a and c) and an
+extra skipped ImagePull check while an image cannot be built: applied to the rendered YAML only
+(never to the product's code) and printed by the tests.
 """
 
 from __future__ import annotations
@@ -37,9 +40,22 @@ NODE_SUBNET = "10.213.20.0/24"
 API_VIP = "10.213.20.10"
 
 
+# What this machine forces, declared in the design's `sandbox:` section (shown by `check`, rendered
+# into kubeadm's files by the product) instead of edits to the rendered files.
+SANDBOX = {
+    "reason": "test nodes are network namespaces on one machine whose PID 1 is not systemd, on cgroup v1",
+    "kubelet_cgroup_driver": "cgroupfs",  # no systemd cgroup manager for the kubelet or runc
+    "allow_cgroup_v1": True,  # kubelet 1.35 refuses to start on cgroup v1 unless told so (KEP-5573)
+    # kubeadm 1.35's cgroups validator fails on v1 ('… you must also explicitly skip this validation')
+    "ignore_preflight_errors": ["SystemVerification"],
+}
+
+
 def test_design(control_planes: int = 3, workers: int = 2, provider: str = "kube-vip") -> Design:
-    """The example cluster.yaml moved onto the test bridge; everything else as `nsxkube init` writes it."""
+    """The example cluster.yaml moved onto the test bridge, with the machine's constraints declared in
+    its `sandbox:` section; everything else as `nsxkube init` writes it."""
     return example_design({
+        "sandbox": SANDBOX,
         "network.api_vip_provider": provider,
         "nsx.segment.cidr": NODE_SUBNET,
         "nsx.segment.gateway": "10.213.20.1",
@@ -59,18 +75,9 @@ class Override:
 
 
 KUBEADM_FILES = (INIT_PATH, JOIN_CONTROL_PLANE_PATH, JOIN_WORKER_PATH)
-PREFLIGHT_IGNORED = ("SystemVerification",)
 
-TEST_OVERRIDES = (
-    Override(INIT_PATH, "KubeletConfiguration.cgroupDriver: cgroupfs (rendered: systemd)",
-             "PID 1 of this machine is not systemd: there is no systemd cgroup manager for the kubelet or runc"),
-    Override(INIT_PATH, "KubeletConfiguration.failCgroupV1: false",
-             "this machine has cgroup v1 (hybrid); kubelet 1.35 refuses to start on v1 unless told so (KEP-5573)"),
-    Override(", ".join(KUBEADM_FILES), "nodeRegistration.ignorePreflightErrors: [SystemVerification]",
-             "kubeadm 1.35's cgroups validator fails on cgroup v1 ('cgroups v1 support is deprecated … you must also "
-             "explicitly skip this validation')"),
-)
-# Only for the milestones that run no VIP holder (a and c): b and d use the rendered VIP endpoint.
+# The only edits left to the rendered files, and only for the milestones that run no VIP holder (a
+# and c): b and d use the rendered VIP endpoint, and run the rendered files unchanged.
 ENDPOINT_OVERRIDES = (
     Override(INIT_PATH, "ClusterConfiguration.controlPlaneEndpoint: <first control plane>:6443 (rendered: the VIP)",
              "this milestone runs no VIP holder (milestones b and d do, with the rendered endpoint)"),
@@ -85,16 +92,16 @@ def _documents(text: str) -> list[dict[str, Any]]:
 
 
 def apply_overrides(path: str, text: str, endpoint: str | None, extra_ignored: Sequence[str] = ()) -> str:
-    """The rendered kubeadm file with :data:`TEST_OVERRIDES` applied."""
+    """The rendered kubeadm file with the endpoint overrides (milestones a and c) and any extra
+    preflight checks to skip (ImagePull, when an image cannot be built here) applied."""
     documents = _documents(text)
-    ignored = [*PREFLIGHT_IGNORED, *extra_ignored]
     for document in documents:
         kind = document.get("kind")
-        if kind == "KubeletConfiguration":
-            document["cgroupDriver"] = "cgroupfs"
-            document["failCgroupV1"] = False
-        elif kind in ("InitConfiguration", "JoinConfiguration"):
-            document.setdefault("nodeRegistration", {})["ignorePreflightErrors"] = ignored
+        if kind in ("InitConfiguration", "JoinConfiguration"):
+            registration = document.setdefault("nodeRegistration", {})
+            if extra_ignored:
+                registration["ignorePreflightErrors"] = [*registration.get("ignorePreflightErrors", []),
+                                                         *extra_ignored]
             if kind == "JoinConfiguration" and endpoint:
                 document["discovery"]["bootstrapToken"]["apiServerEndpoint"] = endpoint
         elif kind == "ClusterConfiguration" and endpoint:
@@ -103,7 +110,7 @@ def apply_overrides(path: str, text: str, endpoint: str | None, extra_ignored: S
 
 
 def overrides(vip: bool) -> tuple[Override, ...]:
-    return TEST_OVERRIDES if vip else (*TEST_OVERRIDES, *ENDPOINT_OVERRIDES)
+    return () if vip else ENDPOINT_OVERRIDES
 
 
 def write_node_bundle(design: Design, directory: Path, *, extra_ignored: Sequence[str] = (), vip: bool = False) -> Path:
