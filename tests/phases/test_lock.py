@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from nsxkube.errors import ConflictError
+from nsxkube.errors import ClusterLocked, ConflictError
 from nsxkube.lab.nsx import NsxEmulator
 from nsxkube.phases.clients import nsx_client
-from nsxkube.phases.lock import Locked, cluster_lock, holder_name
+from nsxkube.phases.lock import cluster_lock, holder_name
 from nsxkube.phases.network import PHASE as NETWORK
 from nsxkube.pipeline import runner
 from nsxkube.providers.nsx.lease import create_lease, lease_path
@@ -37,7 +37,7 @@ def test_a_second_run_is_refused_with_who_holds_the_cluster_and_since_when(nsx: 
         tags = lease_of(nsx)
         assert tags is not None and tags["nsxkube/lease"] == holder and tags["nsxkube/cluster"] == "k8s-prod"
         assert tags["nsxkube/lease-since"] == "2026-12-06T12:00:00+00:00"
-        with pytest.raises(Locked) as refused, cluster_lock(make_context(design, nsx, tmp_path), "destroy",
+        with pytest.raises(ClusterLocked) as refused, cluster_lock(make_context(design, nsx, tmp_path), "destroy",
                                                             now=lambda: T0 + dt.timedelta(minutes=5)):
             pytest.fail("a second holder got in")
         line = refused.value.one_line()
@@ -60,7 +60,7 @@ def leave_dead_lease(nsx: NsxEmulator, tmp_path: Path, holder: str, since: dt.da
 def test_an_expired_lease_is_taken_over_and_a_live_one_only_with_force(nsx: NsxEmulator, tmp_path: Path) -> None:
     design = emulator_design(nsx)
     leave_dead_lease(nsx, tmp_path, "nsxkube apply by ops@jump-1 (pid 4242)", T0, 60)
-    refused = pytest.raises(Locked, match=r"locked by nsxkube apply by ops@jump-1 \(pid 4242\) since 2026-12-06T12:00:00")
+    refused = pytest.raises(ClusterLocked, match=r"locked by nsxkube apply by ops@jump-1 \(pid 4242\) since 2026-12-06T12:00:00")
     with refused, cluster_lock(make_context(design, nsx, tmp_path), "apply", now=lambda: T0 + dt.timedelta(seconds=59)):
         pytest.fail("a live lease was taken over")
     forced = make_context(design, nsx, tmp_path)
@@ -113,7 +113,7 @@ def test_two_runs_starting_at_once_get_one_lease(nsx: NsxEmulator, tmp_path: Pat
                     results.append("held")
                     inside.set()
                     release.wait(5)
-            except Locked:
+            except ClusterLocked:
                 results.append("refused")
                 release.set()
 
@@ -153,7 +153,7 @@ def test_a_lease_left_by_a_dead_process_of_this_machine_is_taken_at_once(nsx: Ns
     # alive on this machine (this test's own process), or on another machine: refused, then forced
     for holder in (f"nsxkube apply by ops@{here} (pid {os.getpid()})", f"nsxkube apply by ops@elsewhere (pid {dead.pid})"):
         leave_dead_lease(nsx, tmp_path, holder, T0, 600)
-        with pytest.raises(Locked), cluster_lock(make_context(emulator_design(nsx), nsx, tmp_path), "apply",
+        with pytest.raises(ClusterLocked), cluster_lock(make_context(emulator_design(nsx), nsx, tmp_path), "apply",
                                                  now=lambda: T0 + dt.timedelta(seconds=5)):
             pytest.fail("a live holder's lease was taken")
         with cluster_lock(make_context(emulator_design(nsx), nsx, tmp_path), "apply", force=True):
@@ -179,6 +179,6 @@ def test_a_lazy_lease_is_taken_only_before_a_write(nsx: NsxEmulator, tmp_path: P
 
     leave_dead_lease(nsx, tmp_path, "nsxkube apply by ops@elsewhere (pid 1)", T0 + dt.timedelta(days=999), 600)
     blocked = make_context(emulator_design(nsx, {"network.loadbalancer_ports": [80, 443, 8443]}), nsx, tmp_path)
-    with pytest.raises(Locked), cluster_lock(blocked, "apply", lazy=True) as lease:
+    with pytest.raises(ClusterLocked), cluster_lock(blocked, "apply", lazy=True) as lease:
         runner.apply(blocked, [NETWORK], "cluster.yaml", before_write=lease.take)  # the whole run stops
     assert not [w for w in writes(nsx) if "lease" not in w["path"]]  # nothing was written

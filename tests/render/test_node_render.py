@@ -620,14 +620,20 @@ esac
 """
 
 
-def test_bootstrap_inits_once_with_super_admin_then_prints_join_values(files: dict[str, RenderedFile],
-                                                                      tmp_path: Path) -> None:
+def first_control_plane(files: dict[str, RenderedFile], tmp_path: Path) -> tuple[Node, Path]:
+    """The first control plane as a directory with the bundle, a cluster CA and the kubeadm stand-in."""
     require_tool("openssl")
     node = Node(tmp_path, files, "k8s-prod-cp-1", "172.16.50.11")
     ca = tmp_path / "ca.crt"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", tmp_path / "ca.key",
                     "-out", ca, "-subj", "/CN=kubernetes", "-days", "1"], check=True, capture_output=True)
     stub(node.bin, "kubeadm", KUBEADM_FOR_BOOTSTRAP.replace("TOKEN_OUT", TOKEN).replace("KEY_OUT", CERT_KEY))
+    return node, ca
+
+
+def test_bootstrap_inits_once_with_super_admin_then_prints_join_values(files: dict[str, RenderedFile],
+                                                                      tmp_path: Path) -> None:
+    node, ca = first_control_plane(files, tmp_path)
     stub(node.bin, "kubectl", 'echo "kubectl $*" >>"$CALLS"; [[ -f "$NSXKUBE_KUBERNETES_DIR/admin.conf" ]]')
 
     first = node.run("bootstrap-control-plane.sh", CA_CERT=str(ca))
@@ -665,12 +671,7 @@ def test_bootstrap_inits_once_with_super_admin_then_prints_join_values(files: di
 def test_bootstrap_switches_a_kube_vip_that_never_held_the_vip_without_waiting_for_it(
         files: dict[str, RenderedFile], tmp_path: Path) -> None:
     """No kube-vip image (the init instance never ran): nothing to carry over, lo is left alone."""
-    require_tool("openssl")
-    node = Node(tmp_path, files, "k8s-prod-cp-1", "172.16.50.11")
-    ca = tmp_path / "ca.crt"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", tmp_path / "ca.key",
-                    "-out", ca, "-subj", "/CN=kubernetes", "-days", "1"], check=True, capture_output=True)
-    stub(node.bin, "kubeadm", KUBEADM_FOR_BOOTSTRAP.replace("TOKEN_OUT", TOKEN).replace("KEY_OUT", CERT_KEY))
+    node, ca = first_control_plane(files, tmp_path)
     stub(node.bin, "kubectl", '[[ -f "$NSXKUBE_KUBERNETES_DIR/admin.conf" ]]')
     result = node.run("bootstrap-control-plane.sh", CA_CERT=str(ca), KUBE_VIP_RUNS="0")
     assert result.returncode == 0, result.stderr

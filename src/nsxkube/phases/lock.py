@@ -28,7 +28,6 @@ LEASE_SECONDS = 600.0  # a run that died holds the cluster this long at most
 RENEW_EVERY = LEASE_SECONDS / 5
 
 
-Locked = ClusterLocked  # the name the phase layer and its tests use
 
 def holder_name(verb: str) -> str:
     try:
@@ -121,7 +120,7 @@ def _take(ctx: Context, client: Any, leases: Any, cluster: str, holder: str, for
         elif force:
             why = "forced (--force-unlock)"
         else:
-            raise Locked(f"cluster {cluster} is locked by {current.describe()}: nothing was changed",
+            raise ClusterLocked(f"cluster {cluster} is locked by {current.describe()}: nothing was changed",
                          hint="wait for that run to end; if it died, run again after the lease expires or with "
                               "--force-unlock")
         try:
