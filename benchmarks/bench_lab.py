@@ -10,7 +10,7 @@ figures include Python start-up and the log-in to both simulators.
            directory, and its own timings table; then `scripts/lab` again on the same directory (lab
            already running) and that the second apply changed nothing (last-apply.json: every
            change "unchanged"). The first-time installs are excluded: scripts/setup and
-           `tests/bin/build.sh vcsim` run once before, untimed in the figures (their time is printed).
+           `programs/build.sh vcsim` run once before, untimed in the figures (their time is printed).
   seed     `nsxkube lab up`, then `nsxkube apply cluster.yaml --phase network,machines` for the lab's
            5-node cluster (3 control planes + 2 workers): wall time, the per-phase seconds of
            last-apply.json, and the no-op re-apply.
@@ -214,8 +214,8 @@ def parse_timings(out: str) -> dict[str, float]:
 def warm_up(figures: Figures) -> None:
     """The first-time installs, so the main job's figures do not include them."""
     seconds, _ = run(["scripts/setup"], figures)
-    built, _ = run(["tests/bin/build.sh", "vcsim"], figures)
-    print(f"  warm-up (excluded): scripts/setup {seconds:.2f} s, tests/bin/build.sh vcsim {built:.2f} s")
+    built, _ = run(["programs/build.sh", "vcsim"], figures)
+    print(f"  warm-up (excluded): scripts/setup {seconds:.2f} s, programs/build.sh vcsim {built:.2f} s")
 
 
 def bench_main(work: Path, figures: Figures, run_no: int) -> str:

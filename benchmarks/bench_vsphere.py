@@ -8,7 +8,7 @@ every request from every thread), the no-op re-apply of 50 VMs (goal < 3 s), and
 run concurrently: with a simulated network latency per request (vcsim answers in microseconds,
 a remote vCenter does not) 50 VMs take far less than 50 × one VM.
 
-Needs the vcsim of tests/bin/build.sh. vcsim runs no guests: the guest stand-in of the tests
+Needs the vcsim of programs/build.sh. vcsim runs no guests: the guest stand-in of the tests
 (nsxkube.lab.guest) reports each node's address as open-vm-tools would.
 Figures are measured here, not asserted.
 """

@@ -2,7 +2,7 @@
 
 Each milestone of issues 8 and 15 is a test. The nodes are network + mount + UTS + cgroup namespaces
 with their own containerd, sshd and a systemd stand-in (tests/nodes/); the images are assembled from
-the Go-built programs without a registry (tests/nodes/images/). The bundle that `nsxkube render`
+the Go-built programs without a registry (nsxkube/lab/nodes/images.py). The bundle that `nsxkube render`
 writes is copied to the nodes with scp and run over SSH as the runbook says, with the test-only
 overrides of tests/nodes/cluster.py (printed by each test). Each test prints its time and memory
 and ends with a check that nothing is left behind (processes, cgroups, mounts, namespaces, links).
@@ -36,9 +36,16 @@ import pytest
 
 from nsxkube.design.images import kube_vip_image
 from nsxkube.images import PRELOAD_SCRIPT, missing_images, preload_script
+from nsxkube.lab.nodes.images import (
+    UNAVAILABLE,
+    ImageBundle,
+    ImageError,
+    image_bundle,
+    kubeadm_image_list,
+    repository_name,
+)
 from tests.nodes import cluster as C
 from tests.nodes import vip as V
-from tests.nodes.images import UNAVAILABLE, ImageBundle, ImageError, image_bundle, kubeadm_image_list, repository_name
 from tests.nodes.node import Node, NodeNetwork, leftovers, node_network
 from tests.support.binaries import require_binaries
 

@@ -1,6 +1,6 @@
 """The test fixtures that run real programs: vcsim, etcd + kube-apiserver, kubeadm.
 
-They need the Go-built programs of tests/bin/build.sh and skip with the build's reason without
+They need the Go-built programs of programs/build.sh and skip with the build's reason without
 them. The fast tests at the top check the lookup and certificate helpers themselves.
 """
 
@@ -55,7 +55,7 @@ def test_a_recorded_build_failure_is_the_skip_reason(tmp_path: Path, monkeypatch
         require_binary("kube-apiserver")
 
     # nothing recorded at all: the reason says how to build it
-    assert "run tests/bin/build.sh kubeadm" in (locate_binary("kubeadm").reason or "")
+    assert "run programs/build.sh kubeadm" in (locate_binary("kubeadm").reason or "")
 
     monkeypatch.setenv("NSXKUBE_REQUIRE_TEST_BIN", "1")
     with pytest.raises(pytest.fail.Exception, match="kube-apiserver not built"):
@@ -99,8 +99,8 @@ def test_prebuilt_program_at_the_top_wins_over_a_build(tmp_path: Path, monkeypat
 
 
 def test_unknown_program_is_an_error() -> None:
-    with pytest.raises(ValueError, match="unknown test program"):
-        locate_binary("kube-proxy")
+    with pytest.raises(ValueError, match="unknown program"):
+        locate_binary("kube-router")
 
 
 def test_gen_replace_lists_every_staging_module(tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ def test_gen_replace_lists_every_staging_module(tmp_path: Path) -> None:
         )
     )
     result = subprocess.run(
-        [binaries.REPO_ROOT / "tests/bin/gen-replace.sh", gomod, "v0.35.8"],
+        [binaries.REPO_ROOT / "programs/gen-replace.sh", gomod, "v0.35.8"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert result.stdout.splitlines() == [

@@ -108,7 +108,7 @@ def test_lab_up_without_the_simulator_is_one_line_with_how_to_build_it(tmp_path:
     result = nsxkube("lab", "up", "--dir", str(tmp_path / "lab"), env={"NSXKUBE_VCSIM": str(tmp_path / "nope")})
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert "NSXKUBE_VCSIM=" in result.stderr and "tests/bin/build.sh vcsim" in result.stderr
+    assert "NSXKUBE_VCSIM=" in result.stderr and "programs/build.sh vcsim" in result.stderr
     assert not (tmp_path / "lab" / files.LOG_FILE).exists()
 
 

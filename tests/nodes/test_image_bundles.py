@@ -15,7 +15,7 @@ import tarfile
 import pytest
 
 from nsxkube.images import BundleError, bundle_references, missing_images, normalize_reference, preload_script
-from tests.nodes.images import ImageFile, ImageSpec, write_archive
+from nsxkube.lab.nodes.images import ImageFile, ImageSpec, write_archive
 from tests.support.validators import shellcheck
 
 

@@ -12,11 +12,11 @@ import tomllib
 import pytest
 import yaml
 
+from nsxkube.lab.nodes.images import ImageFile, ImageSpec, plan_images, repository_name, write_layout
+from nsxkube.lab.nodes.init import Supervisor, expand_command, read_environment_file
 from nsxkube.render.bundle import render_bundle
 from tests.nodes import cluster as C
-from tests.nodes.images import ImageFile, ImageSpec, plan_images, repository_name, write_layout
 from tests.nodes.node import KUBELET_UNIT, containerd_config
-from tests.nodes.supervisor import Supervisor, expand_command, read_environment_file
 
 
 def test_kubelet_command_line_is_built_like_kubeadms_systemd_drop_in(tmp_path):

@@ -29,10 +29,10 @@ import pytest
 import yaml
 
 from nsxkube.design import Design
+from nsxkube.lab.nodes.images import locate_kube_vip
 from nsxkube.render.cloud_init import NODE_NIC
 from nsxkube.render.kubeadm import API_PORT, KUBE_VIP_LEASE, KUBE_VIP_METRICS_PORT
 from tests.nodes.cluster import API_VIP, Kubectl, wait_for
-from tests.nodes.images import locate_kube_vip
 from tests.nodes.node import KEEPALIVED, Node, NodeNetwork, cgroup_pids
 
 TRIALS = 3

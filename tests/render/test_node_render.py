@@ -474,7 +474,7 @@ def test_kubeadm_accepts_the_configurations(files: dict[str, RenderedFile], tmp_
 @pytest.mark.slow
 def test_the_node_images_are_what_the_real_kubeadm_lists_plus_kube_vip() -> None:
     """The pause, CoreDNS and etcd versions per minor are written down in design/versions.py: the
-    kubeadm built for the tests (tests/bin/versions.env) says which images its version runs."""
+    kubeadm built for the tests (programs/versions.env) says which images its version runs."""
     from tests.support.binaries import kubernetes_version
 
     kubeadm = require_binary("kubeadm")

@@ -16,7 +16,7 @@ for 127.0.0.1/localhost, a service-account key pair, and an admin client certifi
 
 No controller-manager runs: namespaces other than ``default``, ``kube-system``, ``kube-public``
 and ``kube-node-lease`` do not exist until a test creates them, and nothing reconciles objects.
-Without the Go-built programs (tests/bin/build.sh) the tests are skipped with the build's reason.
+Without the Go-built programs (programs/build.sh) the tests are skipped with the build's reason.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Fixtures:
 Each yields a :class:`Vcsim` with ``url``, ``host``, ``port``, ``username``, ``password`` and the
 certificate thumbprints read from the TLS handshake. The simulator is started with a login
 (``-username``/``-password``), so a wrong password fails like on vCenter. The program comes from
-``tests/bin/build.sh`` (see tests/support/binaries.py); without it the test is skipped with the
+``programs/build.sh`` (see tests/support/binaries.py); without it the test is skipped with the
 build's reason.
 """
 
@@ -38,7 +38,7 @@ def start_vcsim(
     password: str | None = None,
     **sizes: object,
 ) -> Vcsim:
-    """Starts the pinned vcsim (tests/bin/versions.env) on a free loopback port; skips the test
+    """Starts the pinned vcsim (programs/versions.env) on a free loopback port; skips the test
     when the program was not built. ``sizes``: datacenters, clusters, hosts_per_cluster,
     standalone_hosts, vms, extra_args, timeout (see nsxkube.lab.vcsim.start_vcsim)."""
     program = Program(require_binary("vcsim"), locate_binary("vcsim").origin)

@@ -1,6 +1,6 @@
 """govmomi's vCenter simulator (vcsim): finding the program and running it on loopback.
 
-vcsim is a Go program, built from its Go module by ``tests/bin/build.sh vcsim`` (``scripts/lab``
+vcsim is a Go program, built from its Go module by ``programs/build.sh vcsim`` (``scripts/lab``
 does that) into ``~/.cache/nsxkube/test-bin``. It serves the real vSphere SOAP API with an
 in-memory inventory: datacenter ``DC0``, cluster ``DC0_C0`` of 3 hosts, datastore ``LocalDS_0``,
 the distributed switch ``DC0_DVS`` and its port group ``DC0_DVPG0``.
@@ -22,11 +22,11 @@ from nsxkube.errors import UsageError
 from nsxkube.lab.process import log_tail, start_process, stop_process
 
 _URL_LINE = re.compile(r"GOVC_URL=https?://(?:\S*@)?([^/@\s]+):(\d+)/sdk")
-BUILD_HINT = "build it with `tests/bin/build.sh vcsim` (scripts/lab does), or point NSXKUBE_VCSIM at a vcsim binary"
+BUILD_HINT = "build it with `programs/build.sh vcsim` (scripts/lab does), or point NSXKUBE_VCSIM at a vcsim binary"
 
 
 def cache_dir() -> Path:
-    """Where tests/bin/build.sh builds the simulator ($NSXKUBE_TEST_BIN or the default)."""
+    """Where programs/build.sh builds the simulator ($NSXKUBE_TEST_BIN or the default)."""
     configured = os.environ.get("NSXKUBE_TEST_BIN")
     return Path(configured).expanduser().resolve() if configured else Path.home() / ".cache" / "nsxkube" / "test-bin"
 
@@ -94,7 +94,7 @@ class VcsimServer:
 
     @property
     def old_simulator(self) -> bool:
-        """The Debian govmomi 0.24 fallback of tests/bin/build.sh, which lacks parts of the API."""
+        """The Debian govmomi 0.24 fallback of programs/build.sh, which lacks parts of the API."""
         return "Debian" in self.origin or "0.24" in self.origin
 
     @property

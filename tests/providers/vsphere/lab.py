@@ -45,7 +45,7 @@ class VsphereLab:
 
     @property
     def old_simulator(self) -> bool:
-        """The Debian govmomi 0.24 fallback of tests/bin/build.sh, which lacks parts of the API."""
+        """The Debian govmomi 0.24 fallback of programs/build.sh, which lacks parts of the API."""
         return self.sim.old_simulator
 
     def secret(self, env_name: str, what: str) -> str:

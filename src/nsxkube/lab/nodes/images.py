@@ -1,7 +1,7 @@
-"""Container images for the test nodes, without a registry.
+"""Container images for the lab's and the tests' nodes, without a registry.
 
 kubeadm's static Pods and every Pod sandbox need images. None can be pulled here, so they are
-assembled from the Go-built programs (tests/bin/build.sh) as OCI image layouts:
+assembled from the Go-built programs (programs/build.sh) as OCI image layouts:
 
 * one gzip layer per image: a minimal root (``/etc/passwd``, ``/etc/group``, ``/tmp`` …) and the
   program(s) in ``/usr/local/bin`` (where the upstream images keep them too);
@@ -14,7 +14,7 @@ assembled from the Go-built programs (tests/bin/build.sh) as OCI image layouts:
 Several images go into one archive, an *image bundle*; ``ctr -n k8s.io images import`` loads it
 into a node's containerd, where the CRI plugin (and so the kubelet) finds them.
 
-The pause image is built from ``pause/pause.go`` in this directory (Go standard library only).
+The pause image is built from ``programs/pause/pause.go`` (Go standard library only).
 The kube-vip image is the prebuilt kube-vip binary (:func:`locate_kube_vip`: ``$NSXKUBE_KUBE_VIP`` or
 ``~/.cache/nsxkube/programs/kube-vip-<version>``, outside the repository, which never builds or holds
 kube-vip: its module is not served by the Go module proxy) as ``/kube-vip``, the entrypoint, like the
@@ -37,10 +37,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.binaries import cache_dir, kubernetes_version, locate_binary, versions
+from nsxkube.lab.programs import PROGRAMS_DIR, cache_dir, kubernetes_version, versions
+from nsxkube.lab.programs import locate as locate_binary
 
-HERE = Path(__file__).resolve().parent
-PAUSE_SOURCE = HERE / "pause" / "pause.go"
+PAUSE_SOURCE = PROGRAMS_DIR / "pause" / "pause.go"
 # Bump when the layout of the images changes: cached bundles are keyed by it.
 BUILDER_VERSION = "1"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

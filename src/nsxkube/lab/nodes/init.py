@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-"""The first process of a test node, standing in for systemd; and the ``systemctl`` shim.
+"""The first process of a lab or test node, standing in for systemd; and the ``systemctl`` shim.
 
 Runs with the Python standard library only (``/usr/bin/python3``): the node's private
 ``/usr/local/bin`` hides whatever lives there on the machine.
 
-``supervisor.py boot CONFIG.json`` — started by tests/nodes/node.py inside the node's network,
+``init.py boot CONFIG.json`` — started by nsxkube/lab/nodes/runtime.py inside the node's network,
 mount, UTS and cgroup namespaces (already in the node's own cgroups). It
 
 1. mounts what a machine has: a sysfs of the node's network namespace on ``/sys``, the cgroup
@@ -18,7 +18,7 @@ mount, UTS and cgroup namespaces (already in the node's own cgroups). It
 4. answers ``systemctl`` requests on a unix socket (``/run/nsxkube-init/control.sock``);
 5. on SIGTERM stops the units in reverse order and kills whatever is left in the node's cgroups.
 
-``supervisor.py systemctl ARGS…`` / ``supervisor.py journalctl ARGS…`` — the clients that the
+``init.py systemctl ARGS…`` / ``init.py journalctl ARGS…`` — the clients that the
 node's ``/usr/local/bin/systemctl`` and ``journalctl`` run. The subset kubeadm and operators use:
 ``start stop restart try-restart is-active is-enabled is-failed status enable disable
 daemon-reload show -p MainPID,ActiveState,NRestarts`` and ``journalctl -u UNIT [-n N]``.
@@ -93,6 +93,32 @@ def setup_mounts(config: dict) -> None:
         mount(f"/proc/self/fd/{sources[item['target']]}", item["target"], None, MS_BIND | MS_REC)
     for fd in sources.values():
         os.close(fd)
+    if config.get("product_uuid"):
+        report_product_uuid(config["product_uuid"])
+
+
+DMI_PRODUCT_UUID = "/sys/class/dmi/id/product_uuid"
+
+
+def report_product_uuid(value: str) -> None:
+    """The VM's BIOS UUID as the node's DMI product UUID (the kubelet reports it as systemUUID, which
+    the vSphere cloud provider matches against the VM). Without DMI in this machine's sysfs (which
+    takes no new files), a tmpfs goes over /sys/class with every class bound back, plus dmi/id."""
+    source = f"{CONTROL_DIR}/product_uuid"
+    with open(source, "w") as handle:
+        handle.write(value + "\n")
+    os.chmod(source, 0o444)
+    if not os.path.exists(DMI_PRODUCT_UUID):
+        classes = {name: os.open(f"/sys/class/{name}", os.O_PATH | os.O_CLOEXEC)
+                   for name in os.listdir("/sys/class") if name != "dmi"}
+        mount("tmpfs", "/sys/class", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
+        for name, fd in classes.items():
+            os.mkdir(f"/sys/class/{name}")
+            mount(f"/proc/self/fd/{fd}", f"/sys/class/{name}", None, MS_BIND | MS_REC)
+            os.close(fd)
+        os.makedirs(os.path.dirname(DMI_PRODUCT_UUID))
+        open(DMI_PRODUCT_UUID, "w").close()
+    mount(source, DMI_PRODUCT_UUID, None, MS_BIND)
 
 
 def set_sysctls(values: dict[str, str]) -> None:

@@ -8,15 +8,15 @@
 # top level ($CACHE/kube-apiserver) is taken as prebuilt, and one already built is skipped: a
 # directory of prebuilt programs makes this script build nothing.
 #
-# Usage: tests/bin/build.sh [NAME...]
-#   NAME: kube-apiserver kubeadm kube-controller-manager kube-scheduler kubelet kubectl
+# Usage: programs/build.sh [NAME...]
+#   NAME: kube-apiserver kubeadm kube-controller-manager kube-scheduler kube-proxy kubelet kubectl
 #         etcd etcdctl etcdutl vcsim, or "all". Default: kube-apiserver kubeadm etcd etcdctl
 #         etcdutl vcsim, plus the names in $NSXKUBE_TEST_BIN_EXTRA.
 #   NSXKUBE_VCSIM_SOURCE=debian builds vcsim from Debian's govmomi only (to try the fallback).
 #
 # A program that fails to build gets one line saying why, a NAME.failed file holding that
 # reason (tests skip with it), and the others are still built. Exit 0 when every requested
-# program is there, 1 otherwise. Versions: tests/bin/versions.env.
+# program is there, 1 otherwise. Versions: programs/versions.env.
 # The prepare_*/build_* functions are called through build_group's arguments:
 # shellcheck disable=SC2317
 set -uo pipefail
@@ -35,7 +35,7 @@ WORK="$CACHE/src"
 LOGS="$CACHE/logs"
 DEBIAN_GOPATH=/usr/share/gocode
 
-KUBE_NAMES=(kube-apiserver kube-controller-manager kube-scheduler kubeadm kubectl kubelet)
+KUBE_NAMES=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubeadm kubectl kubelet)
 ETCD_NAMES=(etcd etcdctl etcdutl)
 DEFAULT_NAMES=(kube-apiserver kubeadm etcd etcdctl etcdutl vcsim)
 
@@ -295,7 +295,7 @@ if [ $vcsim -eq 1 ]; then
   main_sum=$(sha256sum "$HERE/vcsim/main.go" | cut -d' ' -f1)
   for d in "$VCSIM_DIR" "$VCSIM_DEBIAN_DIR"; do
     if [ -x "$d/vcsim" ] && [ "$(cat "$d/vcsim.main.sha256" 2>/dev/null)" != "$main_sum" ]; then
-      say "stale   vcsim in $d: tests/bin/vcsim/main.go changed since it was built"
+      say "stale   vcsim in $d: programs/vcsim/main.go changed since it was built"
       rm -f "$d/vcsim"
     fi
   done

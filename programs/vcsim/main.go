@@ -1,7 +1,7 @@
 // vcsim for nsxkube's tests: govmomi's vCenter simulator with the inventory sizes and login
 // taken from flags. govmomi's own vcsim command is a nested module that the Go module proxy
 // does not serve, so the tests build this small main against the simulator library instead:
-// as a module (tests/bin/gomod/vcsim.go.mod.in, current govmomi) or, when the proxy cannot be
+// as a module (programs/gomod/vcsim.go.mod.in, current govmomi) or, when the proxy cannot be
 // reached, in GOPATH mode against Debian's golang-github-vmware-govmomi-dev (0.24.2). It uses
 // only the simulator API that both versions have.
 //
