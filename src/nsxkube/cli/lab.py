@@ -30,13 +30,16 @@ def up(
     vcenter_task_delay: Annotated[str, typer.Option(
         help="keep the simulator's tasks running longer, e.g. CloneVm=3000 (ms): to watch progress or to "
              "interrupt an apply in the middle of a task")] = "",
+    nodes: Annotated[bool, typer.Option(
+        "--nodes", help="give every node VM that powers on a real Kubernetes node (network namespaces on this "
+                        "machine; needs root); builds the programs and images first")] = False,
 ) -> None:
     """Start the vCenter simulator and the NSX emulator (preset tanzu) in the background."""
     from nsxkube.lab import control
     from nsxkube.lab import state as files
 
     result = control.up(lab_dir, vcenter_port=vcenter_port, nsx_port=nsx_port, vcenter_task_delay=vcenter_task_delay,
-                        progress=lambda message: typer.echo(f"  · {message}"))
+                        nodes=nodes, progress=lambda message: typer.echo(f"  · {message}"))
     lab, where = result.lab, lab_dir
     typer.echo(f"lab {'up' if result.started else 'already running'} in {where} "
                f"({result.seconds:.1f} s, supervisor pid {lab.pid}, since {lab.started_at})")
@@ -44,6 +47,9 @@ def up(
         typer.echo(f"  {service.name:8} {service.url}  {service.detail}")
     typer.echo(f"  files    {where / files.CLUSTER_FILE}, {where / files.ENV_FILE} (credentials), "
                f"{where / files.REQUEST_LOG} (NSX requests)")
+    if lab.nodes:
+        typer.echo(f"  nodes    each node VM that powers on gets a real node; their files in {where / 'nodes'}, "
+                   f"state in {where / files.NODES_FILE}")
     typer.echo(f"next: source {where / files.ENV_FILE} && nsxkube check {where / files.CLUSTER_FILE}")
 
 

@@ -222,6 +222,9 @@ def _sandbox_rules(spec: ClusterSpec) -> list[Problem]:
     if sandbox.ignore_preflight_errors:
         problems.append(Problem("sandbox.ignore_preflight_errors", "kubeadm skips the preflight checks "
                                 f"{', '.join(sandbox.ignore_preflight_errors)}", severity="warning", hint=why))
+    if sandbox.skip_node_checks:
+        problems.append(Problem("sandbox.skip_node_checks", "nsxkube skips its node checks "
+                                f"{', '.join(sandbox.skip_node_checks)} before kubeadm", severity="warning", hint=why))
     if sandbox.cni == "bridge":
         problems.append(Problem("sandbox.cni", "pods use the CNI bridge plugin on each node's pod CIDR instead of "
                                 "Cilium (no tunnel, no network policies, no Hubble)", severity="warning", hint=why))

@@ -66,6 +66,42 @@ def lab_cluster_yaml(example: str, *, vcenter: Endpoint, nsx: Endpoint, public_k
     return header + text
 
 
+# What the lab's nodes force: every setting is in the file for `check` to show, none is hidden in code.
+SANDBOX_SECTION = """
+# The lab's nodes are network namespaces on one machine (nsxkube lab up --nodes): what that forces,
+# declared here so that `nsxkube check` shows it and the product renders it. Never in production.
+sandbox:
+  reason: lab nodes are network namespaces on one machine, whose PID 1 is not systemd, on cgroup v1
+  kubelet_cgroup_driver: cgroupfs       # no systemd cgroup manager for the kubelet or runc
+  allow_cgroup_v1: true                 # kubelet 1.35 refuses cgroup v1 unless told so
+  ignore_preflight_errors: [SystemVerification]   # kubeadm's cgroups validator fails on cgroup v1
+  cni: bridge                           # Cilium's agent cannot run here: the CNI bridge plugin instead
+"""
+UNSYNCHRONIZED_CLOCK = "  skip_node_checks: [clock]             # the nodes share this machine's clock, which no NTP disciplines\n"
+
+
+def with_nodes(text: str, *, kubernetes_version: str, image_bundle: Path, known_hosts: Path,
+               clock_synchronized: bool) -> str:
+    """The lab file for real nodes: the built Kubernetes patch, the image bundle (no registry), the
+    nodes' host keys, keepalived for the VIP, and what the sandbox forces (kube-proxy instead of
+    Cilium's replacement, no Cilium ingress or Gateway API, the sandbox: section)."""
+    version = kubernetes_version.lstrip("v")
+    for pattern, value in (
+        (r'^  version: "1\.\d+" .*$', f'  version: "{version}"                 # the patch the lab\'s nodes run (programs/build.sh)'),
+        (r"^  # image_bundle: .*$", f"  image_bundle: {image_bundle}   # no registry: the lab's images"),
+        (r"^(  api_vip: \S+)( +#.*)?$", r"\g<1>\n  api_vip_provider: keepalived       # kube-vip only with a kube-vip build"),
+        (r"^(  trust_on_first_use: false.*)$",
+         f"\\g<1>\n  known_hosts_file: {known_hosts}   # the lab writes each node's host key as it boots"),
+        (r"^  admin_networks: \[10\.10\.0\.0/24\] .*$",
+         f"  admin_networks: [10.10.0.0/24, {LAB_PREFIX}1/32]   # API and SSH: the admins, and this machine (the bridge)"),
+        (r"^    kube_proxy_replacement: true", "    kube_proxy_replacement: false    # sandbox.cni bridge: kube-proxy"),
+        (r"^    controller: cilium .*$", "    controller: none                # no Cilium in the lab"),
+        (r"^(  gateway_api:\n    enabled:) true", r"\g<1> false"),
+    ):
+        text = _replace(text, pattern, value)
+    return text.rstrip("\n") + "\n" + SANDBOX_SECTION + ("" if clock_synchronized else UNSYNCHRONIZED_CLOCK)
+
+
 def is_lab_file(path: Path) -> bool:
     try:
         with path.open(encoding="utf-8") as handle:

@@ -20,7 +20,7 @@ from nsxkube.lab.process import log_tail, pid_alive, port_is_open
 
 LOCK_FILE = ".lab.lock"
 START_TIMEOUT = 90.0
-STOP_TIMEOUT = 15.0
+STOP_TIMEOUT = 90.0  # a lab with nodes stops every node's kubelet and containers first
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,13 @@ class UpResult:
 TASK_DELAY = re.compile(r"^[A-Za-z]+=\d{1,6}(,[A-Za-z]+=\d{1,6})*$")
 
 
-def up(lab_dir: Path, *, vcenter_port: int = 0, nsx_port: int = 0, vcenter_task_delay: str = "",
+def up(lab_dir: Path, *, vcenter_port: int = 0, nsx_port: int = 0, vcenter_task_delay: str = "", nodes: bool = False,
        progress: Callable[[str], None] = lambda message: None) -> UpResult:
     """Starts the lab in ``lab_dir`` (or finds it running there) and waits until it is ready.
     ``vcenter_task_delay`` (``CloneVm=3000,PowerOnVm=500``) keeps the simulator's tasks of those
-    names running that many milliseconds: to watch progress, or to stop an apply mid-task."""
+    names running that many milliseconds: to watch progress, or to stop an apply mid-task.
+    ``nodes``: every node VM that powers on gets a real node (nsxkube.lab.nodes); the programs and
+    images they need are built or found first."""
     for option, port in (("--vcenter-port", vcenter_port), ("--nsx-port", nsx_port)):
         if not 0 <= port <= 65535:
             raise UsageError(f"{option} {port}: a TCP port is 1–65535, or 0 to pick a free one")
@@ -50,7 +52,7 @@ def up(lab_dir: Path, *, vcenter_port: int = 0, nsx_port: int = 0, vcenter_task_
     except OSError as err:
         raise UsageError(f"--dir {lab_dir}: cannot create it ({err.strerror})") from None
     with _exclusive(lab_dir):  # two `lab up` at once in one directory: the second finds the first's lab
-        return _up_locked(lab_dir, vcenter_port, nsx_port, vcenter_task_delay, progress)
+        return _up_locked(lab_dir, vcenter_port, nsx_port, vcenter_task_delay, nodes, progress)
 
 
 @contextlib.contextmanager
@@ -62,7 +64,7 @@ def _exclusive(lab_dir: Path) -> Iterator[None]:
         yield
 
 
-def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, task_delay: str,
+def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, task_delay: str, nodes: bool,
                progress: Callable[[str], None]) -> UpResult:
     from nsxkube.lab.cluster_file import is_lab_file
     from nsxkube.lab.vcsim import locate_vcsim
@@ -70,12 +72,17 @@ def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, task_delay: str,
     began = time.monotonic()
     running = status(lab_dir)
     if running is not None:
+        if nodes and not running.nodes:
+            raise UsageError(f"the lab in {lab_dir} runs without nodes", hint=f"nsxkube lab down --dir {lab_dir}, then "
+                             "lab up --nodes (the VMs of a lab without nodes have none to move)")
         return UpResult(running, False, time.monotonic() - began)
     cluster_file = lab_dir / files.CLUSTER_FILE
     if cluster_file.exists() and not is_lab_file(cluster_file):
         raise UsageError(f"{cluster_file} exists and was not written by `nsxkube lab up`; the lab would overwrite it",
                          hint="pass another directory with --dir")
     program = locate_vcsim()  # fails here, before anything starts, when the simulator is not built
+    if nodes:
+        _prepare_nodes(lab_dir, progress)
     progress(f"starting the vCenter simulator ({program.origin}) and the NSX emulator")
     os.chmod(lab_dir, 0o700)
     (lab_dir / files.STATE_FILE).unlink(missing_ok=True)
@@ -84,7 +91,7 @@ def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, task_delay: str,
         process = subprocess.Popen(
             [sys.executable, "-m", files.SUPERVISOR_MODULE, str(lab_dir),
              "--vcenter-listen", f"127.0.0.1:{vcenter_port}", "--nsx-listen", f"127.0.0.1:{nsx_port}",
-             *(["--vcenter-task-delay", task_delay] if task_delay else [])],
+             *(["--vcenter-task-delay", task_delay] if task_delay else []), *(["--nodes"] if nodes else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives this command and its terminal
             env={**os.environ, "NSXKUBE_VCSIM": str(program.path)},
@@ -101,6 +108,18 @@ def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, task_delay: str,
     _terminate(process.pid)
     raise ProviderError(f"the lab was not ready after {START_TIMEOUT:.0f} s: {_last_line(log_path)}",
                         hint=f"see {log_path}")
+
+
+def _prepare_nodes(lab_dir: Path, progress: Callable[[str], None]) -> None:
+    from nsxkube.lab.nodes import setup
+    from nsxkube.lab.nodes.runtime import missing_node_tools
+
+    reason = missing_node_tools()
+    if reason:
+        raise UsageError(f"--nodes: this machine cannot run the lab's nodes: {reason}",
+                         hint="run lab up without --nodes: VMs without nodes, apply up to network-bindings")
+    setup.ensure_programs(progress)
+    setup.ensure_images(lab_dir, progress)
 
 
 def _lab_dir(lab_dir: Path) -> Path:

@@ -5,7 +5,12 @@
     DIR/lab.json            the running lab: supervisor pid, endpoints, thumbprints (0600, no secrets)
     DIR/lab.log             the supervisor's log; DIR/vcsim.log the simulator's
     DIR/nsx-requests.jsonl  one JSON line per NSX API request
-    DIR/ssh/id_ed25519      a throwaway key for the (simulated) nodes
+    DIR/ssh/id_ed25519      a throwaway key for the nodes
+    with --nodes:
+    DIR/images.tar          the nodes' images (kubernetes.image_bundle of cluster.yaml)
+    DIR/known_hosts         each running node's SSH host key (ssh.known_hosts_file of cluster.yaml)
+    DIR/nodes/NAME/         a node's files (its /etc/kubernetes, /var/lib/kubelet, /var/log …)
+    DIR/nodes.json          the nodes and their state, rewritten as they change
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ VCSIM_LOG = "vcsim.log"
 REQUEST_LOG = "nsx-requests.jsonl"
 CLUSTER_FILE = "cluster.yaml"
 SSH_KEY = "ssh/id_ed25519"
+NODES_FILE = "nodes.json"
 SUPERVISOR_MODULE = "nsxkube.lab.supervisor"
 STATE_LIMIT = 64 << 10  # lab.json and lab.env are a few hundred bytes; anything larger is not ours
 
@@ -51,6 +57,7 @@ class LabState:
     started_at: str
     cluster: str
     services: tuple[Service, ...]
+    nodes: bool = False  # started with --nodes: node VMs get real nodes
 
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)
@@ -62,7 +69,7 @@ class LabState:
     def from_json(cls, text: str) -> LabState:
         data: dict[str, Any] = json.loads(text)
         return cls(int(data["pid"]), str(data["started_at"]), str(data["cluster"]),
-                   tuple(Service(**s) for s in data["services"]))
+                   tuple(Service(**s) for s in data["services"]), bool(data.get("nodes", False)))
 
 
 def write_private(path: Path, content: str | bytes) -> None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import secrets
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -21,7 +23,8 @@ from nsxkube.lab import state as files
 
 if TYPE_CHECKING:
     from nsxkube.lab.bridge import NsxVcenterBridge
-    from nsxkube.lab.guest import GuestSimulator
+    from nsxkube.lab.guest import BootedVm, GuestSimulator
+    from nsxkube.lab.nodes.fleet import NodeFleet
     from nsxkube.lab.nsx import NsxEmulator
     from nsxkube.lab.vcsim import VcsimServer
 
@@ -35,11 +38,16 @@ def log(message: str) -> None:
     print(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {message}", flush=True)
 
 
-def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str, vcenter_task_delay: str = "") -> int:
+def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str, vcenter_task_delay: str = "",
+          nodes: bool = False) -> int:
     from nsxkube.lab.bridge import NsxVcenterBridge
-    from nsxkube.lab.cluster_file import CLUSTER_NAME, Endpoint, lab_cluster_yaml, ssh_keypair
+    from nsxkube.lab.cluster_file import CLUSTER_NAME, Endpoint, lab_cluster_yaml, ssh_keypair, with_nodes
     from nsxkube.lab.guest import GuestSimulator
+    from nsxkube.lab.nodes.fleet import KNOWN_HOSTS
+    from nsxkube.lab.nodes.init import clock_synchronized
+    from nsxkube.lab.nodes.setup import IMAGES_FILE
     from nsxkube.lab.nsx import NsxEmulator, parse_listen
+    from nsxkube.lab.programs import kubernetes_version
     from nsxkube.lab.template import make_template
     from nsxkube.lab.vcsim import locate_vcsim, start_vcsim
     from nsxkube.providers.vsphere.connection import connect
@@ -47,6 +55,7 @@ def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str, vcenter_task_d
     from nsxkube.spec.model import Tls
 
     stop = threading.Event()
+    fleet: NodeFleet | None = None
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -74,35 +83,81 @@ def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str, vcenter_task_d
         files.write_private(key_file.with_suffix(".pub"), public_key + "\n")
         vcenter = Endpoint(vcsim.host, vcsim.port, vcsim.thumbprint_sha256)
         nsx = Endpoint(emulator.host, emulator.port, emulator.thumbprint or "")
-        (lab_dir / files.CLUSTER_FILE).write_text(lab_cluster_yaml(
-            example_text(CLUSTER_NAME), vcenter=vcenter, nsx=nsx, public_key=public_key, private_key_file=key_file),
-            encoding="utf-8")
+        cluster_yaml = lab_cluster_yaml(example_text(CLUSTER_NAME), vcenter=vcenter, nsx=nsx, public_key=public_key,
+                                        private_key_file=key_file)
+        if nodes:
+            fleet = _start_fleet(lab_dir)
+            cluster_yaml = with_nodes(cluster_yaml, kubernetes_version=kubernetes_version(),
+                                      image_bundle=(lab_dir / IMAGES_FILE).resolve(),
+                                      known_hosts=(lab_dir / KNOWN_HOSTS).resolve(),
+                                      clock_synchronized=clock_synchronized())
+        (lab_dir / files.CLUSTER_FILE).write_text(cluster_yaml, encoding="utf-8")
         files.write_env(lab_dir, exported(vcsim, emulator))
         bridge = NsxVcenterBridge(emulator, session)
-        guests = GuestSimulator(session, None, on_boot=bridge.vm_booted, on_gone=bridge.vm_gone)
+        guests = GuestSimulator(session, None, on_boot=bridge.vm_booted,
+                                on_gone=bridge.vm_gone if fleet is None else _both(bridge.vm_gone, fleet.gone),
+                                on_halt=None if fleet is None else fleet.halt,
+                                start_guest=None if fleet is None else fleet.start_guest)
         lab = files.LabState(
             pid=os.getpid(), started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), cluster=CLUSTER_NAME,
             services=(files.Service("vcenter", vcsim.host, vcsim.port, vcsim.thumbprint_sha256, vcsim.origin,
                                     vcsim.process.pid),
                       files.Service("nsx", emulator.host, emulator.port, emulator.thumbprint or "",
-                                    f"preset {NSX_PRESET}", os.getpid())))
+                                    f"preset {NSX_PRESET}", os.getpid())), nodes=nodes)
         files.write_private(lab_dir / files.STATE_FILE, lab.to_json())
-        log("lab ready")
-        return _keep_in_sync(stop, vcsim, bridge, guests)
+        log("lab ready" + (" (node VMs get real nodes)" if nodes else ""))
+        return _keep_in_sync(stop, vcsim, bridge, guests, fleet, lab_dir)
     finally:
         (lab_dir / files.STATE_FILE).unlink(missing_ok=True)
+        if fleet is not None:
+            problems = fleet.close()
+            log("nodes stopped" + (f": {'; '.join(problems)}" if problems else ""))
         emulator.stop()
         vcsim.stop()
         log("lab stopped")
 
 
-def _keep_in_sync(stop: threading.Event, vcsim: VcsimServer, bridge: NsxVcenterBridge, guests: GuestSimulator) -> int:
+def _start_fleet(lab_dir: Path) -> NodeFleet:
+    from nsxkube.lab import programs
+    from nsxkube.lab.nodes.fleet import NodeFleet
+
+    installed = {}
+    for name in programs.NODE_PROGRAMS:  # `lab up --nodes` built them before starting this process
+        program = programs.locate(name)
+        if program.path is None:
+            raise RuntimeError(program.reason)
+        installed[name] = program.path
+    return NodeFleet(lab_dir, installed, log=log)
+
+
+def _both(first: Callable[[BootedVm], None], second: Callable[[BootedVm], None]) -> Callable[[BootedVm], None]:
+    def call(vm: BootedVm) -> None:
+        first(vm)
+        second(vm)
+    return call
+
+
+def _keep_in_sync(stop: threading.Event, vcsim: VcsimServer, bridge: NsxVcenterBridge, guests: GuestSimulator,
+                  fleet: NodeFleet | None, lab_dir: Path) -> int:
     reported: set[str] = set()
+    steps: list[Callable[[], None]] = [bridge.sync_segments, guests.poll]
+    if fleet is not None:
+        last: dict[str, dict[str, str]] = {}
+
+        def report_nodes() -> None:
+            nonlocal last
+            fleet.sync_pod_routes()
+            now = fleet.summary()
+            if now != last:
+                files.write_private(lab_dir / files.NODES_FILE, json.dumps(now, indent=2) + "\n")
+                last = now
+
+        steps.append(report_nodes)
     while not stop.wait(POLL_SECONDS):
         if vcsim.process.poll() is not None:
             log(f"the vCenter simulator exited with {vcsim.process.returncode}; stopping the lab")
             return 1
-        for step in (bridge.sync_segments, guests.poll):
+        for step in steps:
             try:
                 step()
             except Exception as err:  # keep serving; the same failure is logged once
@@ -134,11 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vcenter-listen", default="127.0.0.1:0")
     parser.add_argument("--nsx-listen", default="127.0.0.1:0")
     parser.add_argument("--vcenter-task-delay", default="")
+    parser.add_argument("--nodes", action="store_true", help="a real node for every node VM that powers on")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
         return serve(args.lab_dir.resolve(), vcenter_listen=args.vcenter_listen, nsx_listen=args.nsx_listen,
-                     vcenter_task_delay=args.vcenter_task_delay)
+                     vcenter_task_delay=args.vcenter_task_delay, nodes=args.nodes)
     except Exception as err:  # the parent shows this line from lab.log
         log(f"lab failed after {time.monotonic() - started:.1f} s: {type(err).__name__}: {err}")
         return 1

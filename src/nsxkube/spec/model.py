@@ -408,6 +408,8 @@ class Sandbox(Strict):
         default=[], description="kubeadm preflight checks to skip, e.g. SystemVerification")
     cni: Literal["cilium", "bridge"] = Field(
         default="cilium", description="bridge: the CNI bridge plugin on each node's pod CIDR in place of Cilium")
+    skip_node_checks: list[Literal["clock"]] = Field(
+        default=[], description="nsxkube's own node checks to skip: clock (a kernel clock not NTP-disciplined)")
 
 
 class ClusterSpec(Strict):

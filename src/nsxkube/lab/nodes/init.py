@@ -546,6 +546,40 @@ def journalctl(argv: list[str]) -> int:
     return 0
 
 
+class _Timex(ctypes.Structure):  # struct timex of <sys/timex.h> (x86_64), for adjtimex(2)
+    _fields_ = [("modes", ctypes.c_uint), *((f, ctypes.c_long) for f in ("offset", "freq", "maxerror", "esterror")),
+                ("status", ctypes.c_int), *((f, ctypes.c_long) for f in ("constant", "precision", "tolerance",
+                                                                         "time_sec", "time_usec", "tick", "ppsfreq",
+                                                                         "jitter")),
+                ("shift", ctypes.c_int), *((f, ctypes.c_long) for f in ("stabil", "jitcnt", "calcnt", "errcnt",
+                                                                         "stbcnt")),
+                ("tai", ctypes.c_int), ("padding", ctypes.c_int * 11)]
+
+
+TIME_ERROR = 5  # adjtimex: the kernel's clock is not synchronized (STA_UNSYNC)
+
+
+def clock_synchronized() -> bool:
+    """What systemd-timedated reports as NTPSynchronized: the kernel's own verdict (adjtimex)."""
+    return _libc().adjtimex(ctypes.byref(_Timex())) != TIME_ERROR
+
+
+def timedatectl(argv: list[str]) -> int:
+    """``timedatectl [status]`` and ``timedatectl show [-p NTPSynchronized] [--value]``: a node shares
+    the machine's clock, so it reports the machine kernel's synchronization."""
+    synced = "yes" if clock_synchronized() else "no"
+    if argv[:1] == ["show"]:
+        value_only = "--value" in argv
+        sys.stdout.write(f"{synced}\n" if value_only else f"NTPSynchronized={synced}\nNTP=no\n")
+        return 0
+    if argv[:1] in ([], ["status"]):
+        sys.stdout.write(f"               Local time: {time.strftime('%a %Y-%m-%d %H:%M:%S %Z')}\n"
+                         f"System clock synchronized: {synced}\n              NTP service: n/a (the machine's clock)\n")
+        return 0
+    sys.stderr.write(f"timedatectl {' '.join(argv)}: not supported on a lab node\n")
+    return 1
+
+
 def main(argv: list[str]) -> int:
     if len(argv) >= 2 and argv[0] == "boot":
         return boot(argv[1])
@@ -553,6 +587,8 @@ def main(argv: list[str]) -> int:
         return systemctl(argv[1:])
     if argv and argv[0] == "journalctl":
         return journalctl(argv[1:])
+    if argv and argv[0] == "timedatectl":
+        return timedatectl(argv[1:])
     sys.stderr.write(__doc__ or "")
     return 2
 

@@ -7,7 +7,7 @@ A node is what a VM is to nsxkube, as far as this machine allows:
   tests own) and no default route: nothing a node does can leave the bridge;
 * its own **mount namespace**: a sysfs of its network namespace, a fresh ``/run``, and private
   ``/etc/kubernetes``, ``/var/lib/kubelet``, ``/var/lib/etcd``, ``/var/lib/containerd``,
-  ``/etc/cni/net.d``, ``/usr/local/bin``, ``/root``, ``/tmp`` … (:data:`PRIVATE_DIRS`) bind-mounted from
+  ``/var/lib``, ``/var/log``, ``/usr/local/bin``, ``/root``, ``/tmp`` … (:data:`PRIVATE_DIRS`) bind-mounted from
   the node's directory on the host, plus its own ``/etc/hosts``, ``/etc/hostname``, ``/etc/resolv.conf``
   and ``/etc/machine-id``;
 * its own **UTS namespace** (hostname) and **cgroup namespace** rooted at the node's own cgroup in
@@ -55,16 +55,14 @@ PAUSE_IMAGE_DEFAULT = "registry.k8s.io/pause:3.10.1"
 CAP_SYS_RESOURCE = 24
 LOCK_FILE = Path("/run/lock/nsxkube-test-nodes.lock")
 
-# Directories each node sees as its own.
-PRIVATE_DIRS = (
-    "/etc/kubernetes", "/etc/keepalived", "/etc/containerd", "/etc/cni/net.d", "/etc/default", "/etc/ssh",
-    "/etc/sudoers.d", "/var/lib/kubelet", "/var/lib/etcd", "/var/lib/containerd", "/var/lib/cni", "/var/lib/cloud",
-    "/var/log", "/var/backups/etcd", "/usr/local/bin", "/root", "/home", "/tmp",
-)
-# Files each node has its own copy of (only where the machine has the file: a bind needs a target).
-PRIVATE_FILES = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/etc/machine-id")
-# The accounts: each node starts with a copy of the machine's, so users that cloud-init adds stay in the node.
-ACCOUNT_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow")
+# Directories each node sees as its own. /etc starts as a copy of the machine's (a few MiB: like the
+# /etc of a VM image), so whatever kubeadm, cloud-init or an operator writes there stays in the node;
+# the others start empty.
+PRIVATE_DIRS = ("/etc", "/var/lib", "/var/log", "/var/backups", "/usr/local/bin", "/root", "/home", "/tmp")
+COPIED_DIRS = ("/etc",)
+# What a fresh node's /etc must not inherit from the machine's.
+CLEARED_FROM_ETC = ("ssh/ssh_host_*", "ssh/sshd_config.d/*", "kubernetes", "cni/net.d/*", "keepalived/*.conf",
+                    "containerd/*", "default/kubelet", "sudoers.d/*", "netplan/*")
 
 # Machine-wide sysctls the kubelet sets on start (protectKernelDefaults: false): restored afterwards.
 KUBELET_GLOBAL_SYSCTLS = ("vm.overcommit_memory", "vm.panic_on_oom", "kernel.panic", "kernel.panic_on_oops",
@@ -284,7 +282,7 @@ class Node:
 
     def path(self, inside: str) -> Path:
         """Where a private directory or file of this node lives on the host's filesystem."""
-        for private in (*PRIVATE_DIRS, *PRIVATE_FILES, *ACCOUNT_FILES):
+        for private in PRIVATE_DIRS:
             if inside == private or inside.startswith(private + "/"):
                 return self.root / "fs" / private.strip("/").replace("/", "_") / inside[len(private):].lstrip("/")
         raise ValueError(f"{inside} is not private to the node")
@@ -369,10 +367,11 @@ class NodeNetwork:
     hierarchies: list[Hierarchy] = field(default_factory=list)
     saved_sysctls: dict[str, str] = field(default_factory=dict)
     indices: int = 0  # veth and namespace names are numbered; a number is never reused within a network
+    gateway_address: ipaddress.IPv4Address | None = None  # the host's side of the bridge; default: the first address
 
     @property
     def gateway(self) -> ipaddress.IPv4Address:
-        return self.subnet.network_address + 1
+        return self.gateway_address or self.subnet.network_address + 1
 
     @property
     def known_hosts(self) -> Path:
@@ -478,18 +477,18 @@ def node_network(workdir: Path, names: Sequence[str], *, subnet: str = "10.213.2
             teardown(net)
 
 
-def open_network(workdir: Path, *, subnet: str, tag: str | None = None, mtu: int = 1500) -> NodeNetwork:
-    """A bridge for nodes, with the subnet's first address on the host's side (the nodes' gateway)."""
+def open_network(workdir: Path, *, subnet: str, tag: str | None = None, mtu: int = 1500,
+                 gateway: str | None = None) -> NodeNetwork:
+    """A bridge for nodes, with ``gateway`` (default: the subnet's first address) on the host's side."""
     tag = tag or f"nn{os.getpid()}"
     network = ipaddress.IPv4Network(subnet)
     workdir.mkdir(parents=True, exist_ok=True)
     key = workdir / "client_ed25519"
     if not key.exists():
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nsxkube-nodes", "-f", str(key))
-    net = NodeNetwork(network, f"{tag}br", workdir, tag, key, mtu=mtu, hierarchies=cgroup_hierarchies())
+    net = NodeNetwork(network, f"{tag}br", workdir, tag, key, mtu=mtu, hierarchies=cgroup_hierarchies(),
+                      gateway_address=ipaddress.IPv4Address(gateway) if gateway else None)
     net.saved_sysctls = _save_sysctls()
-    for private in PRIVATE_DIRS:
-        Path(private).mkdir(parents=True, exist_ok=True)  # mount points
     try:
         _run("ip", "link", "add", net.bridge, "type", "bridge")
         _run("ip", "link", "set", net.bridge, "mtu", str(mtu), "up")
@@ -574,11 +573,12 @@ def sweep_stale() -> list[str]:
 
 def prepare_node(net: NodeNetwork, name: str, address: ipaddress.IPv4Address, *, programs: dict[str, Path],
                  sandbox_image: str = PAUSE_IMAGE_DEFAULT, start_kubelet: bool = True, root_login: bool = True,
-                 product_uuid: str | None = None) -> Node:
+                 product_uuid: str | None = None, reuse: bool = False) -> Node:
     """Everything of a node but its processes: files, the NIC on the bridge, sshd's configuration
     and host key, the programs, the init's configuration, the cgroup. ``root_login``: root may log
     in with the network's client key (the tests); without it nobody can until accounts are added
-    (the lab's cloud-init). ``product_uuid``: what the node reports as its DMI product UUID."""
+    (the lab's cloud-init). ``product_uuid``: what the node reports as its DMI product UUID.
+    ``reuse``: a node of that name ran before (a VM powered on again): its files stay, like a disk."""
     if address not in net.subnet:
         raise ValueError(f"{address} is outside the nodes' subnet {net.subnet}")
     if any(n.name == name for n in net.nodes):
@@ -587,32 +587,35 @@ def prepare_node(net: NodeNetwork, name: str, address: ipaddress.IPv4Address, *,
     index = net.indices
     netns = f"{net.tag}-{index}"
     root = net.workdir / name
-    shutil.rmtree(root / "fs", ignore_errors=True)
-    (root / "fs").mkdir(parents=True)
+    rebooting = reuse and (root / "fs").is_dir()
+    if not rebooting:
+        shutil.rmtree(root / "fs", ignore_errors=True)
+        (root / "fs").mkdir(parents=True)
     node = Node(name, address, netns, root, net, index)
     net.nodes.append(node)
     binds = []
     for private in PRIVATE_DIRS:
         source = node.path(private)
+        if private in COPIED_DIRS and not rebooting:
+            shutil.copytree(private, source, symlinks=True, ignore_dangling_symlinks=True, dirs_exist_ok=True)
+            for leftover in CLEARED_FROM_ETC:  # the machine's host keys, cluster files … are not the node's
+                for path in source.glob(leftover):
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
         source.mkdir(parents=True, exist_ok=True)
         binds.append({"source": str(source), "target": private})
     node.path("/tmp").chmod(0o1777)
     node.path("/root").chmod(0o700)
-    files = {
-        "/etc/hostname": f"{name}\n",
-        "/etc/hosts": f"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n{address} {name}\n",
+    if not rebooting:
+        hosts = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
+        node.path("/etc/hostname").write_text(f"{name}\n")
+        node.path("/etc/hosts").write_text(hosts + (f"{address} {name}\n" if root_login else ""))
         # No name server is reachable from a node: lookups fail at once instead of leaving the bridge.
-        "/etc/resolv.conf": "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
-        "/etc/machine-id": os.urandom(16).hex() + "\n",
-    }
-    for target, text in files.items():
-        source = node.path(target)
-        source.write_text(text)
-        binds.append({"source": str(source), "target": target, "file": True})
-    for target in ACCOUNT_FILES:
-        if Path(target).is_file():
-            shutil.copy2(target, node.path(target))
-            binds.append({"source": str(node.path(target)), "target": target, "file": True})
+        node.path("/etc/resolv.conf").unlink(missing_ok=True)  # the machine's may be a symlink
+        node.path("/etc/resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        node.path("/etc/machine-id").write_text(os.urandom(16).hex() + "\n")
 
     # network: the NIC on the bridge, no default route
     _run("ip", "netns", "add", netns)
@@ -626,17 +629,15 @@ def prepare_node(net: NodeNetwork, name: str, address: ipaddress.IPv4Address, *,
 
     # ssh: the node's own /etc/ssh (config, host key) and, for the tests, root's authorized_keys
     ssh_dir = node.path("/etc/ssh")
-    for shared in ("moduli", "ssh_config"):
-        if Path("/etc/ssh", shared).is_file():
-            shutil.copy2(Path("/etc/ssh", shared), ssh_dir / shared)
     host_key = ssh_dir / "ssh_host_ed25519_key"
-    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{name}", "-f", str(host_key))
-    if root_login:
+    if not host_key.exists():
+        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{name}", "-f", str(host_key))
+    if root_login and not rebooting:
         dot_ssh = node.path("/root/.ssh")
         dot_ssh.mkdir(mode=0o700)
         (dot_ssh / "authorized_keys").write_text((net.client_key.with_suffix(".pub")).read_text())
     (ssh_dir / "sshd_config").write_text(
-        f"Port 22\nListenAddress {address}\nHostKey /etc/ssh/ssh_host_ed25519_key\nPidFile /run/sshd.pid\n"
+        f"Include /etc/ssh/sshd_config.d/*.conf\nPort 22\nListenAddress {address}\nHostKey /etc/ssh/ssh_host_ed25519_key\nPidFile /run/sshd.pid\n"
         f"PermitRootLogin {'prohibit-password' if root_login else 'no'}\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\n"
         "UsePAM no\nSubsystem sftp internal-sftp\nMaxStartups 100\nMaxSessions 50\n"
@@ -651,7 +652,7 @@ def prepare_node(net: NodeNetwork, name: str, address: ipaddress.IPv4Address, *,
         node.install_program(program, source)
     # The supervisor's own copy inside the node: the shims must not depend on where the repository is.
     shutil.copy2(SUPERVISOR, node.path(NODE_SUPERVISOR))
-    for shim in ("systemctl", "journalctl"):
+    for shim in ("systemctl", "journalctl", "timedatectl"):
         node.install_script(shim, f"#!/bin/sh\nexec {NODE_PYTHON} {NODE_SUPERVISOR} {shim} \"$@\"\n")
 
     config = {
@@ -732,11 +733,18 @@ def _stop(nodes: Sequence[Node]) -> list[str]:
     return problems
 
 
-def remove_node(net: NodeNetwork, node: Node) -> list[str]:
-    """Stops one node (units, containers, sessions) and removes its cgroup, namespace, link and files."""
+def halt_node(net: NodeNetwork, node: Node) -> list[str]:
+    """Stops one node (units, containers, sessions) and removes its cgroup, namespace and link; its
+    files stay, like a powered-off VM's disk (prepare_node with reuse boots from them again)."""
     problems = _stop([node])
     if node in net.nodes:
         net.nodes.remove(node)
+    return problems
+
+
+def remove_node(net: NodeNetwork, node: Node) -> list[str]:
+    """Stops one node and removes everything of it, its files included."""
+    problems = halt_node(net, node)
     if not problems:
         shutil.rmtree(node.root, ignore_errors=True)
     return problems

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from nsxkube.errors import ProviderError
-from nsxkube.providers.nodes import commands, hostkeys
+from nsxkube.providers.nodes import commands, hostkeys, ssh_library
 from nsxkube.providers.nodes.log import NodeLog, log_path, redact
 from nsxkube.providers.nodes.model import Command, Result, Target
 
@@ -132,7 +132,7 @@ class NodeClient:
             return connection
 
     async def _open(self, target: Target, tunnel: Any) -> Any:
-        import asyncssh
+        asyncssh = ssh_library.asyncssh()
 
         if not self.key_file.exists():
             raise ProviderError(f"the SSH private key {self.key_file} does not exist",
@@ -192,7 +192,7 @@ class NodeClient:
     # ---- commands ------------------------------------------------------------------------------
 
     async def _run(self, target: Target, command: Command) -> Result:
-        import asyncssh
+        asyncssh = ssh_library.asyncssh()
 
         connection = await self._connection(target)
         remote = commands.as_root(command.script, target.user)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nsxkube.errors import ProviderError
+from nsxkube.providers.nodes import ssh_library
 from nsxkube.providers.nodes.model import Target
 from nsxkube.untrusted import InputError, read_text
 
@@ -20,7 +21,7 @@ KNOWN_HOSTS_LIMIT = 16 << 20  # thousands of hosts fit in a few MiB; ssh.known_h
 
 def read_known_hosts(path: Path) -> Any:
     """The parsed file (asyncssh's ``SSHKnownHosts``; hashed entries and markers included)."""
-    import asyncssh
+    asyncssh = ssh_library.asyncssh()
 
     try:
         text = read_text(path, limit=KNOWN_HOSTS_LIMIT) if path.exists() else ""
@@ -36,7 +37,7 @@ def read_known_hosts(path: Path) -> Any:
 
 def find_host_keys(known_hosts: Any, target: Target) -> bool:
     """True when known_hosts holds a key (or a CA, or a revocation) for this address and port."""
-    import asyncssh
+    asyncssh = ssh_library.asyncssh()
 
     port = None if target.port == 22 else target.port
     matched = asyncssh.match_known_hosts(known_hosts, target.address, target.address, port)
