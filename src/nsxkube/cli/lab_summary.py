@@ -13,6 +13,12 @@ import typer
 
 from nsxkube.lab.summary import LabSummary
 
+NOT_IN_THE_LAB_WITH_NODES = (
+    "The lab's nodes are network namespaces on this machine (nsxkube lab up --nodes): what that forces is the "
+    "sandbox section of cluster.yaml (nsxkube check lists it): the bridge CNI and kube-proxy instead of Cilium, "
+    "the cgroupfs driver on cgroup v1. NSX's dataplane is not emulated (SpoofGuard and the DFW are API objects "
+    "only), and the add-ons phase is not built yet."
+)
 NOT_IN_THE_LAB = (
     "The lab's VMs are records in a simulator: no operating system boots and nothing answers SSH on the node "
     "addresses, so the bootstrap phase (kubeadm over SSH) and the add-ons cannot run here — `nsxkube apply` "
@@ -59,6 +65,8 @@ def show_summary(summary: LabSummary, lab_dir: Path, *, report: Path | None, bun
     for vm in nodes:
         say(f"      {vm.name:24} {vm.power:10} {'/'.join(vm.addresses) or 'no address'}")
     say(f"    DRS rules: {', '.join(summary.drs_rules) or 'none'}")
+    if lab.nodes:
+        _show_kubernetes(summary)
     if summary.last_apply:
         phases = summary.last_apply["phases"]
         total = sum(p["seconds"] for p in phases)
@@ -77,11 +85,30 @@ def show_summary(summary: LabSummary, lab_dir: Path, *, report: Path | None, bun
     if bundle is not None and bundle.is_dir():
         count = sum(1 for p in bundle.rglob("*") if p.is_file() and not p.name.startswith("."))
         say(f"  bundle: {bundle} ({count} files; start with {bundle / 'README.md'})")
-    say(textwrap.fill("not in the lab: " + NOT_IN_THE_LAB, width=110, initial_indent="  ", subsequent_indent="    "))
+    missing = NOT_IN_THE_LAB_WITH_NODES if lab.nodes else NOT_IN_THE_LAB
+    say(textwrap.fill("not in the lab: " + missing, width=110, initial_indent="  ", subsequent_indent="    "))
     say("  next, on real vSphere + NSX:")
     for number, step in enumerate(NEXT_STEPS, 1):
         say(f"    {number}. {step}")
     say(f"  stop the simulators: nsxkube lab down --dir {lab_dir}")
+
+
+def _show_kubernetes(summary: LabSummary) -> None:
+    say = typer.echo
+    if summary.kube_error == "":
+        say("  Kubernetes: no admin kubeconfig yet (nsxkube apply without --phase writes it)")
+        return
+    if summary.kube_error:
+        say(f"  Kubernetes: the API at {summary.api_vip} did not answer: {summary.kube_error}")
+        return
+    ready = sum(1 for n in summary.kube_nodes if n.ready)
+    say(f"  Kubernetes through the API VIP {summary.api_vip}: {ready}/{len(summary.kube_nodes)} nodes Ready")
+    for node in summary.kube_nodes:
+        holds = f"  holds {', '.join(node.also_holds)}" if node.also_holds else ""
+        say(f"    {node.name:24} {'Ready' if node.ready else 'NotReady':9} {node.kubelet:9} {node.address:15} "
+            f"{','.join(node.roles) or '-'}{holds}")
+    holders = [n.name for n in summary.kube_nodes if summary.api_vip in n.also_holds]
+    say(f"    API VIP holder: {', '.join(holders) or 'none seen'}")
 
 
 def summary_dict(summary: LabSummary) -> dict[str, Any]:
@@ -98,4 +125,6 @@ def summary_dict(summary: LabSummary) -> dict[str, Any]:
         "drs_rules": summary.drs_rules,
         "nsx_requests": dict(summary.nsx_requests),
         "last_apply": summary.last_apply,
+        "kubernetes": {"api_vip": summary.api_vip, "error": summary.kube_error,
+                       "nodes": [dataclasses.asdict(n) for n in summary.kube_nodes]},
     }

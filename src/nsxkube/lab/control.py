@@ -118,7 +118,8 @@ def _prepare_nodes(lab_dir: Path, progress: Callable[[str], None]) -> None:
     if reason:
         raise UsageError(f"--nodes: this machine cannot run the lab's nodes: {reason}",
                          hint="run lab up without --nodes: VMs without nodes, apply up to network-bindings")
-    setup.ensure_programs(progress)
+    located = setup.ensure_programs(progress)
+    progress(f"kubectl: {setup.link_tools(lab_dir, located)}")
     setup.ensure_images(lab_dir, progress)
 
 

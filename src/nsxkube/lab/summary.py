@@ -21,6 +21,16 @@ class Vm:
     owned: bool
 
 
+@dataclass(frozen=True)
+class KubeNode:
+    name: str
+    kubelet: str
+    ready: bool
+    roles: tuple[str, ...]
+    address: str
+    also_holds: tuple[str, ...] = ()  # the API VIP, LoadBalancer addresses (lab nodes only)
+
+
 @dataclass
 class LabSummary:
     lab: files.LabState
@@ -33,6 +43,9 @@ class LabSummary:
     drs_rules: list[str] = field(default_factory=list)
     nsx_requests: Counter[str] = field(default_factory=Counter)  # HTTP method → count
     last_apply: dict[str, Any] | None = None
+    kube_nodes: list[KubeNode] = field(default_factory=list)
+    kube_error: str | None = None  # why the cluster could not be read ("" : no kubeconfig yet)
+    api_vip: str = ""
 
 
 def summarize(lab_dir: Path, workdir: Path | None = None) -> LabSummary:
@@ -55,8 +68,49 @@ def summarize(lab_dir: Path, workdir: Path | None = None) -> LabSummary:
     _read_nsx(summary, design, secret)
     _read_vcenter(summary, design, secret)
     summary.nsx_requests = _request_counts(lab_dir / files.REQUEST_LOG)
-    summary.last_apply = read_record(workdir or default_workdir(spec_path, design.name), "apply")
+    workdir = workdir or default_workdir(spec_path, design.name)
+    summary.last_apply = read_record(workdir, "apply")
+    summary.api_vip = str(design.ip_plan.api_vip)
+    if lab.nodes:
+        _read_kubernetes(summary, workdir / "kubeconfig", _lab_nodes(lab_dir))
     return summary
+
+
+def _lab_nodes(lab_dir: Path) -> dict[str, Any]:
+    from nsxkube.untrusted import InputError, read_json
+
+    try:
+        nodes = read_json(lab_dir / files.NODES_FILE)
+    except InputError:
+        return {}
+    return nodes if isinstance(nodes, dict) else {}
+
+
+def _read_kubernetes(summary: LabSummary, kubeconfig: Path, lab_nodes: dict[str, Any]) -> None:
+    """The cluster's nodes through the API VIP (the admin kubeconfig apply wrote), and which node
+    holds which extra address according to the lab."""
+    from nsxkube.errors import NsxkubeError
+    from nsxkube.providers.kube.client import KubeClient
+
+    if not kubeconfig.is_file():
+        summary.kube_error = ""
+        return
+    try:
+        with KubeClient(kubeconfig) as client:
+            items = client.get("/api/v1/nodes").get("items") or []
+    except NsxkubeError as err:
+        summary.kube_error = err.one_line()
+        return
+    for item in items:
+        meta, status = item.get("metadata") or {}, item.get("status") or {}
+        name = str(meta.get("name", "?"))
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+        roles = tuple(sorted(k.rsplit("/", 1)[1] for k in (meta.get("labels") or {})
+                             if k.startswith("node-role.kubernetes.io/")))
+        address = next((a.get("address", "") for a in status.get("addresses") or () if a.get("type") == "InternalIP"), "")
+        holds = str((lab_nodes.get(name) or {}).get("also_holds") or "").split()
+        summary.kube_nodes.append(KubeNode(name, str((status.get("nodeInfo") or {}).get("kubeletVersion", "?")), ready,
+                                           roles, address, tuple(holds)))
 
 
 def _read_nsx(summary: LabSummary, design: Any, secret: Any) -> None:

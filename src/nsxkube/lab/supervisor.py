@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from nsxkube.lab.vcsim import VcsimServer
 
 POLL_SECONDS = 0.2
+ADDRESS_ROUNDS = 10  # the nodes' extra addresses (VIP, LoadBalancer IPs) are read every 2 s
 VCENTER_USER = "administrator@vsphere.local"
 NSX_PRESET = "tanzu"
 NSX_REALIZATION_DELAY = 0.3
@@ -143,10 +144,14 @@ def _keep_in_sync(stop: threading.Event, vcsim: VcsimServer, bridge: NsxVcenterB
     steps: list[Callable[[], None]] = [bridge.sync_segments, guests.poll]
     if fleet is not None:
         last: dict[str, dict[str, str]] = {}
+        rounds = 0
 
         def report_nodes() -> None:
-            nonlocal last
+            nonlocal last, rounds
             fleet.sync_pod_routes()
+            rounds += 1
+            if rounds % ADDRESS_ROUNDS == 0:
+                fleet.sync_addresses()
             now = fleet.summary()
             if now != last:
                 files.write_private(lab_dir / files.NODES_FILE, json.dumps(now, indent=2) + "\n")

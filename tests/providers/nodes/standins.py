@@ -152,6 +152,7 @@ if args[:2] == ["get", "node"] and kubeconfig.endswith("kubelet.conf") and os.pa
         names = sorted(data["nodes"])
         if args[2] not in names or "jsonpath={.spec.podCIDR}" not in args:
             print("stand-in kubectl: unexpected " + " ".join(args), file=sys.stderr); sys.exit(2)
+        data["nodes"][args[2]]["cni"] = True  # its CNI configuration follows: the node turns Ready
         print("10.244.%d.0/24" % names.index(args[2]), end="")
     sys.exit(0)
 if not os.path.exists("/etc/kubernetes/admin.conf"):
@@ -176,7 +177,9 @@ elif args[:2] == ["certificate", "approve"]:
             print("certificatesigningrequest.certificates.k8s.io/" + name + " approved")
 elif args[:2] == ["get", "nodes"]:
     with Cluster() as data:
-        items = [{"metadata": {"name": n, "labels": v["labels"]}} for n, v in sorted(data["nodes"].items())]
+        items = [{"metadata": {"name": n, "labels": v["labels"]},
+                  "status": {"conditions": [{"type": "Ready", "status": "True" if v.get("cni") else "False"}]}}
+                 for n, v in sorted(data["nodes"].items())]
     print(json.dumps({"kind": "List", "items": items}))
 elif args[:2] == ["label", "node"]:
     names = [a for a in args[2:] if "=" not in a and not a.startswith("--")]

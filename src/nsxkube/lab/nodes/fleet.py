@@ -55,6 +55,7 @@ class NodeFleet:
         self._lock = threading.Lock()
         self._pod_cidrs: dict[str, str] = {}  # node → its pod CIDR, once its CNI is configured
         self._routes: dict[str, set[tuple[str, str]]] = {}  # node ("" = this machine) → (cidr, via) it has
+        self._extra_addresses: dict[str, tuple[str, ...]] = {}
         shutil.rmtree(self.dir, ignore_errors=True)  # a new lab's vCenter has no VMs: nor has it nodes
         self.dir.mkdir(parents=True)
         self.known_hosts.write_text("")
@@ -95,8 +96,22 @@ class NodeFleet:
 
     def summary(self) -> dict[str, dict[str, str]]:
         """name → address, state and pod CIDR (once its CNI is configured): DIR/nodes.json."""
-        return {name: {"address": k.vm.address, "state": k.state, "pod_cidr": self._pod_cidrs.get(name, "")}
+        return {name: {"address": k.vm.address, "state": k.state, "pod_cidr": self._pod_cidrs.get(name, ""),
+                       "also_holds": " ".join(self._extra_addresses.get(name, ()))}
                 for name, k in sorted(self.keepers.items())}
+
+    def sync_addresses(self) -> None:
+        """Which node holds which address besides its own (the API VIP with keepalived or kube-vip,
+        LoadBalancer addresses with MetalLB): read from each node's NIC."""
+        found = {}
+        for name, keeper in list(self.keepers.items()):
+            if keeper.state != "running" or keeper.node is None:
+                continue
+            result = subprocess.run(["ip", "-n", keeper.node.netns, "-4", "-o", "addr", "show", "dev",
+                                     runtime.NODE_NIC], capture_output=True, text=True, check=False)
+            addresses = [line.split()[3].split("/")[0] for line in result.stdout.splitlines() if len(line.split()) > 3]
+            found[name] = tuple(a for a in addresses if a != keeper.vm.address)
+        self._extra_addresses = found
 
     # ---- pod routes: what the network does for the bridge CNI ---------------------------------
 

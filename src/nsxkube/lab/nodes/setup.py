@@ -64,6 +64,16 @@ def ensure_programs(progress: Callable[[str], None]) -> dict[str, Path]:
     return {name: p.path for name, p in located.items() if p.path is not None}
 
 
+def link_tools(lab_dir: Path, located: dict[str, Path]) -> Path:
+    """DIR/bin/kubectl: the Kubernetes client of the built version, for the operator."""
+    bin_dir = lab_dir / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    link = bin_dir / "kubectl"
+    link.unlink(missing_ok=True)
+    link.symlink_to(located["kubectl"])
+    return link
+
+
 def _build(names: list[str], progress: Callable[[str], None]) -> None:
     process = subprocess.Popen(["bash", str(programs.BUILD_SCRIPT), *names], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env=os.environ.copy())

@@ -30,6 +30,8 @@ from nsxkube.pipeline.parallel import each
 
 __all__ = ["PHASE", "BootstrapSnapshot", "plan_bootstrap"]
 
+READY_SECONDS = 180.0  # a node turns Ready seconds after its CNI configuration is written; kubelet retries every 5 s
+
 
 class BootstrapPhase:
     name = PHASE_NAME
@@ -90,6 +92,9 @@ class BootstrapPhase:
                           lambda n: kubeadm.install_bridge_cni(nodes, n),
                           failures=lambda n, err: _failed(progress, n, err))
             metadata.approve_and_label(nodes, first, [n for n in todo if not progress[n.name].failed])
+            if cni:
+                metadata.wait_until_ready(nodes, first, [n.name for n in cni if not progress[n.name].failed],
+                                          READY_SECONDS)
             metadata.ensure_kubeconfig(nodes, first)
         finally:
             self._summary(ctx, nodes, progress)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 
 from nsxkube.design import Node
+from nsxkube.errors import ProviderError
 from nsxkube.phases.bootstrap.plan import approvable, missing_labels
 from nsxkube.phases.bootstrap.remote import PHASE_NAME, Nodes
 from nsxkube.providers.nodes.kube import SERVING_SIGNER, LiveCsr, serving_csr_refusal
@@ -63,7 +64,6 @@ def approve_and_label(nodes: Nodes, first: Node, fresh: Sequence[Node]) -> None:
 
 def read_desired_kubeconfig(nodes: Nodes, first: Node) -> str:
     """admin.conf of the first control plane, pointed at the API endpoint (VIP or DNS name)."""
-    from nsxkube.errors import ProviderError
     from nsxkube.providers.nodes import kubeconfig
 
     result = nodes.run(first, "reading admin.conf", kubeconfig.READ_ADMIN_CONF, check=False, log_stdout=False)
@@ -71,6 +71,28 @@ def read_desired_kubeconfig(nodes: Nodes, first: Node) -> str:
         raise ProviderError(f"cannot read {kubeconfig.ADMIN_CONF} on {first.name} ({first.address}): "
                             f"{result.last_line()}")
     return kubeconfig.render_kubeconfig(result.stdout, nodes.design.api_endpoint)
+
+
+def wait_until_ready(nodes: Nodes, first: Node, names: Sequence[str], seconds: float) -> None:
+    """After the bootstrap phase installed the CNI (sandbox.cni bridge): every node Ready, or one
+    clear error naming those that are not. With Cilium the nodes turn Ready in the addons phase."""
+    from nsxkube.providers.nodes import kube
+
+    report, wanted = nodes.ctx.reporter, set(names)
+    deadline, shown = time.monotonic() + seconds, -1
+    while True:
+        present = kube.parse_nodes(nodes.kubectl(first, "listing nodes", kube.list_nodes_script()))
+        ready = {n.name for n in present if n.ready} & wanted
+        if len(ready) != shown:
+            shown = len(ready)
+            report.progress(PHASE_NAME, "nodes Ready", shown, len(wanted))
+        if ready == wanted:
+            return
+        if time.monotonic() > deadline:
+            late = sorted(wanted - ready)
+            raise ProviderError(f"{len(late)} node(s) not Ready {seconds:.0f} s after their CNI was installed: "
+                                f"{', '.join(late)}", hint=f"kubectl describe node {late[0]} shows why (kubelet, CNI)")
+        time.sleep(2)
 
 
 def ensure_kubeconfig(nodes: Nodes, first: Node) -> None:

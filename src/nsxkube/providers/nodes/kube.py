@@ -41,6 +41,7 @@ class LiveCsr:
 class LiveKubeNode:
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
+    ready: bool = False  # the Ready condition is True
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -71,8 +72,13 @@ def parse_csrs(output: str) -> list[LiveCsr]:
 
 
 def parse_nodes(output: str) -> list[LiveKubeNode]:
-    return [LiveKubeNode(item["metadata"]["name"], dict(item["metadata"].get("labels") or {}))
+    return [LiveKubeNode(item["metadata"]["name"], dict(item["metadata"].get("labels") or {}), _ready(item))
             for item in _items(output, "nodes")]
+
+
+def _ready(item: dict) -> bool:
+    conditions = (item.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _items(output: str, what: str) -> list[dict]:
