@@ -59,6 +59,7 @@ PROGRAMS_BY_REPOSITORY: dict[str, tuple[str, ...]] = {
     "kube-apiserver": ("kube-apiserver",),
     "kube-controller-manager": ("kube-controller-manager",),
     "kube-scheduler": ("kube-scheduler",),
+    "kube-proxy": ("kube-proxy",),
     "etcd": ("etcd", "etcdctl", "etcdutl"),
 }
 # Images whose one program is the entrypoint at the root of the image, as upstream's (distroless) image.
