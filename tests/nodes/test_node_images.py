@@ -43,7 +43,7 @@ def go_programs(tmp_path, monkeypatch) -> Path:
     """Stand-ins for the Go-built kube-proxy and coredns, as prebuilt programs of the cache."""
     cache = tmp_path / "test-bin"
     cache.mkdir()
-    for name in ("kube-proxy", "coredns"):
+    for name in ("kube-proxy", "coredns", "kube-apiserver", "etcd", "etcdctl", "etcdutl"):
         program = cache / name
         program.write_bytes(b"\x7fELF stand-in for " + name.encode())
         program.chmod(0o755)
@@ -139,6 +139,15 @@ def test_kube_proxy_is_planned_with_iptables_nft_their_libraries_and_xtables_mod
     coredns = by_reference[COREDNS]
     assert [(f.path, f.source) for f in coredns.files] == [("/coredns", go_programs / "coredns")]
     assert coredns.entrypoint == ("/coredns",) and coredns.machine == ()
+
+
+def test_the_other_images_take_nothing_from_this_machine(go_programs):
+    etcd = f"registry.k8s.io/etcd:{versions()['ETCD_VERSION'].lstrip('v')}-0"
+    plan = plan_images([f"registry.k8s.io/kube-apiserver:{KUBERNETES}", etcd], pause=None)
+    assert plan.missing == {}
+    assert [[f.path for f in spec.files] for spec in plan.specs] == [
+        ["/usr/local/bin/kube-apiserver"], ["/usr/local/bin/etcd", "/usr/local/bin/etcdctl", "/usr/local/bin/etcdutl"]]
+    assert all(spec.machine == () and spec.labels == {} for spec in plan.specs)
 
 
 def test_the_kube_proxy_layer_resolves_every_command_and_library_as_the_loader_will(go_programs, tmp_path):

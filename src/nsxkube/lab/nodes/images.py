@@ -228,6 +228,8 @@ def machine_files(commands: Sequence[str], search: str | None = None) -> tuple[I
     directory to the program (``/usr/sbin/iptables`` → ``xtables-nft-multi``), the programs, their
     shared libraries, and the extension modules libxtables loads (``<libdir>/xtables/*.so``) with
     theirs. Raises :class:`ImageError` naming a command that is not installed."""
+    if not commands:
+        return ()
     search = search or MACHINE_PATH
     into: dict[str, ImageFile] = {}
     programs: dict[str, Path] = {}
