@@ -332,8 +332,8 @@ def plan_images(references: Iterable[str], *, pause: Path | None = None) -> Imag
             except ImageError as error:
                 missing[reference] = str(error)
                 continue
-            labels = {"io.nsxkube.machine-packages": packages} if machine and (packages := _machine_packages(
-                machine)) else {}
+            packages = _machine_packages(machine) if machine else ""
+            labels = {"io.nsxkube.machine-packages": packages} if packages else {}
             specs.append(ImageSpec(reference, tuple(files), labels=labels, machine=machine))
     return ImagePlan(tuple(specs), missing)
 
