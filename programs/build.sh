@@ -4,14 +4,16 @@
 #   $CACHE/kubernetes-v1.35.N/{kube-apiserver,kubeadm,...}
 #   $CACHE/etcd-v3.6.N/{etcd,etcdctl,etcdutl}
 #   $CACHE/govmomi-vX.Y.Z/vcsim            (or govmomi-0.24.2-debian/vcsim, the fallback)
+#   $CACHE/coredns-v1.13.N/coredns          (programs/coredns/main.go: kubeadm's plugins only)
 # CACHE is $NSXKUBE_TEST_BIN, default ~/.cache/nsxkube/test-bin. A program found there at the
 # top level ($CACHE/kube-apiserver) is taken as prebuilt, and one already built is skipped: a
 # directory of prebuilt programs makes this script build nothing.
 #
 # Usage: programs/build.sh [NAME...]
 #   NAME: kube-apiserver kubeadm kube-controller-manager kube-scheduler kube-proxy kubelet kubectl
-#         etcd etcdctl etcdutl vcsim, or "all". Default: kube-apiserver kubeadm etcd etcdctl
-#         etcdutl vcsim, plus the names in $NSXKUBE_TEST_BIN_EXTRA.
+#         etcd etcdctl etcdutl vcsim coredns, "all", or "nodes" (what the lab's node images and
+#         nodes need: every Kubernetes program, etcd's three, coredns). Default: kube-apiserver
+#         kubeadm etcd etcdctl etcdutl vcsim, plus the names in $NSXKUBE_TEST_BIN_EXTRA.
 #   NSXKUBE_VCSIM_SOURCE=debian builds vcsim from Debian's govmomi only (to try the fallback).
 #
 # A program that fails to build gets one line saying why, a NAME.failed file holding that
@@ -31,6 +33,7 @@ KUBE_DIR="$CACHE/kubernetes-$KUBERNETES_VERSION"
 ETCD_DIR="$CACHE/etcd-$ETCD_VERSION"
 VCSIM_DIR="$CACHE/govmomi-$GOVMOMI_VERSION"
 VCSIM_DEBIAN_DIR="$CACHE/govmomi-$GOVMOMI_DEBIAN_VERSION-debian"
+COREDNS_DIR="$CACHE/coredns-$COREDNS_VERSION"
 WORK="$CACHE/src"
 LOGS="$CACHE/logs"
 DEBIAN_GOPATH=/usr/share/gocode
@@ -75,7 +78,7 @@ install_built() { # tmpdir dir name origin seconds
   say "built   $name: $origin, $secs s -> $dir/$name"
 }
 
-# Fills a go.mod template: @KUBERNETES_VERSION@ @ETCD_VERSION@ @GOVMOMI_VERSION@ inline;
+# Fills a go.mod template: @KUBERNETES_VERSION@ @ETCD_VERSION@ @GOVMOMI_VERSION@ @COREDNS_VERSION@ inline;
 # a line that is only @GO_DIRECTIVES@ or @REPLACES@ becomes the text in that variable.
 render() { # template > go.mod
   local line
@@ -87,6 +90,7 @@ render() { # template > go.mod
         line=${line//@KUBERNETES_VERSION@/$KUBERNETES_VERSION}
         line=${line//@ETCD_VERSION@/$ETCD_VERSION}
         line=${line//@GOVMOMI_VERSION@/$GOVMOMI_VERSION}
+        line=${line//@COREDNS_VERSION@/$COREDNS_VERSION}
         printf '%s\n' "$line"
         ;;
     esac
@@ -253,6 +257,46 @@ build_vcsim_debian() {
   return 1
 }
 
+# ---- CoreDNS -------------------------------------------------------------------------
+
+prepare_coredns() {
+  local work="$WORK/coredns-$COREDNS_VERSION" json
+  mkdir -p "$work" && cd "$work" || return 1
+  # the tag's commit, which upstream's build stamps into `coredns -version`
+  json=$("$GO" mod download -json "github.com/coredns/coredns@$COREDNS_VERSION") || { printf '%s\n' "$json"; return 1; }
+  printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Hash": "\([0-9a-f]\{12\}\).*/\1/p' | head -n 1 >gitcommit
+  cp "$HERE/coredns/main.go" main.go
+  render "$HERE/gomod/coredns.go.mod.in" >go.mod
+  "$GO" mod tidy
+}
+
+build_coredns() { # tmpdir name
+  local work="$WORK/coredns-$COREDNS_VERSION" commit
+  commit=$(cat "$work/gitcommit" 2>/dev/null)
+  cd "$work" && "$GO" build -p 2 -ldflags "$LDFLAGS_BASE -X github.com/coredns/coredns/coremain.GitCommit=${commit:-unknown}" \
+    -o "$1/$2" .
+}
+
+# A program built from our own main.go is stale once that file changes: removed, so it is rebuilt.
+drop_if_stale() { # main.go name dirs...
+  local main_sum d
+  main_sum=$(sha256sum "$1" | cut -d' ' -f1)
+  for d in "${@:3}"; do
+    if [ -x "$d/$2" ] && [ "$(cat "$d/$2.main.sha256" 2>/dev/null)" != "$main_sum" ]; then
+      say "stale   $2 in $d: $(basename "$HERE")/${1#"$HERE/"} changed since it was built"
+      rm -f "$d/$2"
+    fi
+  done
+}
+
+record_main() { # main.go name dirs...
+  local main_sum d
+  main_sum=$(sha256sum "$1" | cut -d' ' -f1)
+  for d in "${@:3}"; do
+    if [ -x "$d/$2" ]; then printf '%s\n' "$main_sum" >"$d/$2.main.sha256"; fi
+  done
+}
+
 # ---- main ----------------------------------------------------------------------------
 
 names=("$@")
@@ -260,14 +304,17 @@ if [ ${#names[@]} -eq 0 ]; then
   # shellcheck disable=SC2206 # a space-separated list of names, split on purpose
   names=("${DEFAULT_NAMES[@]}" ${NSXKUBE_TEST_BIN_EXTRA:-})
 elif [ "${names[*]}" = all ]; then
-  names=("${KUBE_NAMES[@]}" "${ETCD_NAMES[@]}" vcsim)
+  names=("${KUBE_NAMES[@]}" "${ETCD_NAMES[@]}" vcsim coredns)
+elif [ "${names[*]}" = nodes ]; then
+  names=("${KUBE_NAMES[@]}" "${ETCD_NAMES[@]}" coredns)
 fi
-kube=() etcd=() vcsim=0
+kube=() etcd=() vcsim=0 coredns=0
 for n in "${names[@]}"; do
   case " ${KUBE_NAMES[*]} " in *" $n "*) kube+=("$n"); continue ;; esac
   case " ${ETCD_NAMES[*]} " in *" $n "*) etcd+=("$n"); continue ;; esac
   if [ "$n" = vcsim ]; then vcsim=1; continue; fi
-  echo "build.sh: unknown program '$n' (known: ${KUBE_NAMES[*]} ${ETCD_NAMES[*]} vcsim)" >&2
+  if [ "$n" = coredns ]; then coredns=1; continue; fi
+  echo "build.sh: unknown program '$n' (known: ${KUBE_NAMES[*]} ${ETCD_NAMES[*]} vcsim coredns; groups: all nodes)" >&2
   exit 2
 done
 
@@ -280,7 +327,7 @@ if ! "$GO" version >/dev/null 2>&1; then
 fi
 
 say "test programs: cache $CACHE"
-say "versions: Kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, govmomi $GOVMOMI_VERSION ($(basename "$HERE")/versions.env)"
+say "versions: Kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, govmomi $GOVMOMI_VERSION, CoreDNS $COREDNS_VERSION ($(basename "$HERE")/versions.env)"
 total_start=$SECONDS
 FAILED=()
 
@@ -291,14 +338,7 @@ if [ ${#etcd[@]} -gt 0 ]; then
   build_group "$ETCD_DIR" "go.etcd.io/etcd $ETCD_VERSION" prepare_etcd build_etcd "${etcd[@]}"
 fi
 if [ $vcsim -eq 1 ]; then
-  # vcsim is built from our own main.go: one changed since the build makes the binary stale
-  main_sum=$(sha256sum "$HERE/vcsim/main.go" | cut -d' ' -f1)
-  for d in "$VCSIM_DIR" "$VCSIM_DEBIAN_DIR"; do
-    if [ -x "$d/vcsim" ] && [ "$(cat "$d/vcsim.main.sha256" 2>/dev/null)" != "$main_sum" ]; then
-      say "stale   vcsim in $d: programs/vcsim/main.go changed since it was built"
-      rm -f "$d/vcsim"
-    fi
-  done
+  drop_if_stale "$HERE/vcsim/main.go" vcsim "$VCSIM_DIR" "$VCSIM_DEBIAN_DIR"
   failed_before=${#FAILED[@]}
   if [ -x "$CACHE/vcsim" ] || [ -x "$VCSIM_DIR/vcsim" ]; then
     report_present "$VCSIM_DIR" vcsim
@@ -313,9 +353,12 @@ if [ $vcsim -eq 1 ]; then
       fi
     fi
   fi
-  for d in "$VCSIM_DIR" "$VCSIM_DEBIAN_DIR"; do
-    if [ -x "$d/vcsim" ]; then printf '%s\n' "$main_sum" >"$d/vcsim.main.sha256"; fi
-  done
+  record_main "$HERE/vcsim/main.go" vcsim "$VCSIM_DIR" "$VCSIM_DEBIAN_DIR"
+fi
+if [ $coredns -eq 1 ]; then
+  drop_if_stale "$HERE/coredns/main.go" coredns "$COREDNS_DIR"
+  build_group "$COREDNS_DIR" "github.com/coredns/coredns $COREDNS_VERSION" prepare_coredns build_coredns coredns
+  record_main "$HERE/coredns/main.go" coredns "$COREDNS_DIR"
 fi
 
 say "done in $((SECONDS - total_start)) s; cache size $(du -sh "$CACHE" 2>/dev/null | cut -f1) (without Go's module and build caches)"

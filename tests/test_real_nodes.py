@@ -17,9 +17,9 @@ What cannot run here, and so is not tested:
 * Cilium: it needs BPF and kernel features this sandbox's nodes do not offer, and images that
   cannot be pulled; a bridge + host-local CNI from Debian's containernetworking-plugins stands in,
   with routes between the nodes;
-* CoreDNS: not built (its Pods could not be scheduled anyway: no vSphere CPI clears the
-  node.cloudprovider.kubernetes.io/uninitialized taint); kubeadm's ImagePull check is ignored
-  for that image only.
+* CoreDNS running: its image is built (programs/coredns), but its Pods cannot be scheduled: no
+  vSphere CPI clears the node.cloudprovider.kubernetes.io/uninitialized taint (tests/nodes/
+  test_node_images.py runs the image in a node instead).
 """
 
 from __future__ import annotations

@@ -129,11 +129,12 @@ def test_an_image_layout_is_valid_oci_with_the_kubeadm_names(tmp_path):
         assert tar.getmember("tmp").mode == 0o1777
 
 
-def test_references_without_a_program_are_reported_with_the_reason():
+def test_references_without_a_program_are_reported_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("NSXKUBE_TEST_BIN", str(tmp_path / "nothing-built"))
     plan = plan_images(["registry.k8s.io/coredns/coredns:v1.13.1", "ghcr.io/kube-vip/kube-vip:v1.2.0",
                         "example.com/something:1"], pause=None)
     assert plan.specs == ()
-    assert "not built" in plan.missing["registry.k8s.io/coredns/coredns:v1.13.1"]
+    assert "run programs/build.sh coredns" in plan.missing["registry.k8s.io/coredns/coredns:v1.13.1"]
     assert "Go module proxy does not serve" in plan.missing["ghcr.io/kube-vip/kube-vip:v1.2.0"]
     assert plan.missing["example.com/something:1"] == "no program to build something from"
     assert repository_name("registry.k8s.io/coredns/coredns:v1.13.1") == "coredns"

@@ -2,8 +2,9 @@
 
 ``programs/build.sh`` (in a source checkout of nsxkube) builds them from Go modules into a cache
 outside the repository, keyed by version: ``$CACHE/kubernetes-v1.35.N/kubeadm``,
-``$CACHE/etcd-v3.6.N/etcd``, ``$CACHE/govmomi-vX.Y.Z/vcsim``. ``CACHE`` is ``$NSXKUBE_TEST_BIN`` or
-``~/.cache/nsxkube/test-bin``; a program at the top of that directory is a prebuilt one and wins.
+``$CACHE/etcd-v3.6.N/etcd``, ``$CACHE/govmomi-vX.Y.Z/vcsim``, ``$CACHE/coredns-v1.13.N/coredns``.
+``CACHE`` is ``$NSXKUBE_TEST_BIN`` or ``~/.cache/nsxkube/test-bin``; a program at the top of that
+directory is a prebuilt one and wins.
 ``programs/versions.env`` is the one place their versions are pinned.
 """
 
@@ -24,7 +25,7 @@ VERSIONS_FILE = PROGRAMS_DIR / "versions.env"
 KUBERNETES_PROGRAMS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "kubeadm",
                        "kubectl", "kubelet")
 ETCD_PROGRAMS = ("etcd", "etcdctl", "etcdutl")
-ALL_PROGRAMS = (*KUBERNETES_PROGRAMS, *ETCD_PROGRAMS, "vcsim")
+ALL_PROGRAMS = (*KUBERNETES_PROGRAMS, *ETCD_PROGRAMS, "vcsim", "coredns")
 # What a lab node has installed, like the node template: the kubelet package's programs.
 NODE_PROGRAMS = ("kubeadm", "kubelet", "kubectl")
 
@@ -75,6 +76,8 @@ def _build_dirs(name: str) -> list[Path]:
         return [cache / f"etcd-{v['ETCD_VERSION']}"]
     if name == "vcsim":
         return [cache / f"govmomi-{v['GOVMOMI_VERSION']}", cache / f"govmomi-{v['GOVMOMI_DEBIAN_VERSION']}-debian"]
+    if name == "coredns":
+        return [cache / f"coredns-{v['COREDNS_VERSION']}"]
     raise ValueError(f"unknown program {name!r} (known: {', '.join(ALL_PROGRAMS)})")
 
 

@@ -18,7 +18,10 @@ The pause image is built from ``programs/pause/pause.go`` (Go standard library o
 The kube-vip image is the prebuilt kube-vip binary (:func:`locate_kube_vip`: ``$NSXKUBE_KUBE_VIP`` or
 ``~/.cache/nsxkube/programs/kube-vip-<version>``, outside the repository, which never builds or holds
 kube-vip: its module is not served by the Go module proxy) as ``/kube-vip``, the entrypoint, like the
-upstream image built ``FROM scratch``. CoreDNS is not built: :func:`plan_images` reports every
+upstream image built ``FROM scratch``. The CoreDNS image is ``programs/coredns/main.go`` (CoreDNS with
+the plugins of kubeadm's Corefile) as ``/coredns``, the entrypoint, as upstream's. The kube-proxy image
+adds the iptables and nft commands kube-proxy runs, taken from this machine's Debian packages with
+their shared libraries and xtables modules (:func:`machine_files`). :func:`plan_images` reports every
 reference it has no program for, with the reason.
 """
 
@@ -42,7 +45,7 @@ from nsxkube.lab.programs import locate as locate_binary
 
 PAUSE_SOURCE = PROGRAMS_DIR / "pause" / "pause.go"
 # Bump when the layout of the images changes: cached bundles are keyed by it.
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -56,14 +59,30 @@ PROGRAMS_BY_REPOSITORY: dict[str, tuple[str, ...]] = {
     "kube-apiserver": ("kube-apiserver",),
     "kube-controller-manager": ("kube-controller-manager",),
     "kube-scheduler": ("kube-scheduler",),
+    "kube-proxy": ("kube-proxy",),
     "etcd": ("etcd", "etcdctl", "etcdutl"),
 }
-# References with no program to build them from here, and why.
-UNAVAILABLE: dict[str, str] = {
-    "coredns": "CoreDNS is not built for the test nodes (optional add-on; its Pods could not be scheduled "
-               "anyway: without the vSphere CPI every node keeps the node.cloudprovider.kubernetes.io/uninitialized taint)",
-    "kube-proxy": "kube-proxy is not built (the design replaces it with Cilium's kube-proxy replacement)",
+# Images whose one program is the entrypoint at the root of the image, as upstream's (distroless) image.
+ROOT_PROGRAM_BY_REPOSITORY: dict[str, str] = {
+    "coredns": "coredns",
 }
+# What an image runs besides its Go program, from this machine's packages. kube-proxy's upstream
+# image is built FROM registry.k8s.io/build-image/distroless-iptables (Debian's iptables, legacy and
+# nft, with iptables-wrapper choosing between them; nftables; conntrack; ipset). Here the nf_tables
+# variant is taken as it is: the nodes' own iptables (Debian's default) is the nft one, so the
+# wrapper has nothing to choose. kube-proxy 1.35 runs iptables, iptables-save, iptables-restore and
+# their ip6tables twins (pkg/util/iptables), and nft (sigs.k8s.io/knftables: the nftables mode, and
+# in iptables mode the cleanup of that mode's leftover rules at start). It clears conntrack entries
+# over netlink (no conntrack command) and runs ipset and modprobe only in the deprecated ipvs mode,
+# which is not supported here.
+MACHINE_COMMANDS_BY_REPOSITORY: dict[str, tuple[str, ...]] = {
+    "kube-proxy": ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save",
+                   "ip6tables-restore", "nft"),
+}
+MACHINE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+# References with no program to build them from here, and why (none today: every image of a
+# design's node_images is built, kube-vip's from a prebuilt binary).
+UNAVAILABLE: dict[str, str] = {}
 
 
 KUBE_VIP_ENV = "NSXKUBE_KUBE_VIP"
@@ -92,19 +111,24 @@ class ImageError(RuntimeError):
 
 @dataclass(frozen=True)
 class ImageFile:
-    """One file in an image: where it goes, where its bytes come from, its mode."""
+    """One file in an image: where it goes, where its bytes come from, its mode; or, with ``link``,
+    a symbolic link to that target (``source`` unused)."""
 
     path: str
-    source: Path
+    source: Path | None = None
     mode: int = 0o755
+    link: str = ""
 
 
 @dataclass(frozen=True)
 class ImageSpec:
+    """One image: its Go programs (``files``) and what it takes from this machine (``machine``)."""
+
     reference: str
     files: tuple[ImageFile, ...]
     entrypoint: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    machine: tuple[ImageFile, ...] = ()
 
     @property
     def tag(self) -> str:
@@ -153,6 +177,107 @@ def build_pause(cache: Path | None = None) -> Path:
     return target
 
 
+# ---- files from this machine ---------------------------------------------------------------
+
+
+def _mirror(path: Path, into: dict[str, ImageFile], depth: int = 0) -> None:
+    """Adds ``path`` as this machine has it: each symbolic link on the way (``/lib`` → ``usr/lib``,
+    ``libc.so.6`` → …) as the same link, then the file itself, so that every name a program or the
+    dynamic loader uses resolves in the image as it does here."""
+    if depth > 40:
+        raise ImageError(f"{path}: too many levels of symbolic links")
+    current = Path("/")
+    parts = path.parts[1:]
+    for index, part in enumerate(parts):
+        candidate = current / part
+        if candidate.is_symlink():
+            target = os.readlink(candidate)
+            into.setdefault(str(candidate), ImageFile(str(candidate), link=target))
+            resolved = Path(os.path.normpath(candidate.parent / target))  # ".." without following links
+            _mirror(resolved.joinpath(*parts[index + 1:]), into, depth + 1)
+            return
+        current = candidate
+    if not current.is_file():
+        raise ImageError(f"{path} is not a file on this machine")
+    into.setdefault(str(current), ImageFile(str(current), current, mode=current.stat().st_mode & 0o7777))
+
+
+def shared_libraries(programs: Sequence[Path]) -> list[Path]:
+    """The shared libraries ``programs`` load, the dynamic loader included, as ``ldd`` finds them."""
+    ldd = shutil.which("ldd")
+    if ldd is None:
+        raise ImageError("no ldd on this machine to find the shared libraries of " + ", ".join(map(str, programs)))
+    result = subprocess.run([ldd, *map(str, programs)], capture_output=True, text=True, timeout=60, check=False)
+    if result.returncode != 0:
+        raise ImageError(f"ldd {' '.join(map(str, programs))}: {(result.stderr or result.stdout).strip()[-400:]}")
+    found: dict[str, Path] = {}
+    for line in result.stdout.splitlines():
+        words = line.split()
+        if "not found" in line:
+            raise ImageError(f"ldd: {line.strip()} (a library the image needs is missing here)")
+        # "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)";
+        # "path:" heads each program's list when ldd is given several
+        path = words[2] if len(words) >= 3 and words[1] == "=>" else words[0] if words else ""
+        if path.startswith("/") and not path.endswith(":"):
+            found.setdefault(path, Path(path))
+    return list(found.values())
+
+
+def machine_files(commands: Sequence[str], search: str | None = None) -> tuple[ImageFile, ...]:
+    """``commands`` from this machine for an image: each command as a link in its program's
+    directory to the program (``/usr/sbin/iptables`` → ``xtables-nft-multi``), the programs, their
+    shared libraries, and the extension modules libxtables loads (``<libdir>/xtables/*.so``) with
+    theirs. Raises :class:`ImageError` naming a command that is not installed."""
+    if not commands:
+        return ()
+    search = search or MACHINE_PATH
+    into: dict[str, ImageFile] = {}
+    programs: dict[str, Path] = {}
+    for command in commands:
+        found = shutil.which(command, path=search)
+        if found is None:
+            raise ImageError(f"{command} is not installed on this machine (looked in {search}; "
+                             "scripts/setup installs the Debian packages iptables and nftables)")
+        program = Path(found).resolve()
+        programs[str(program)] = program
+        link = program.parent / command
+        if link != program:
+            into[str(link)] = ImageFile(str(link), link=os.path.relpath(program, link.parent))
+    libraries = shared_libraries(list(programs.values()))
+    modules: list[Path] = []
+    for library in libraries:
+        if library.name.startswith("libxtables.so"):
+            directory = library.resolve().parent / "xtables"
+            if not directory.is_dir():
+                raise ImageError(f"no xtables modules next to {library.resolve()} (looked for {directory})")
+            modules = sorted(directory.glob("*.so"))
+    if any(p.name.startswith("xtables-") for p in programs.values()) and not modules:
+        raise ImageError("iptables here loads no xtables modules that could be found: " + ", ".join(programs))
+    if modules:
+        libraries += [lib for lib in shared_libraries(modules) if lib not in libraries]
+    for path in (*programs.values(), *libraries, *modules):
+        _mirror(path, into)
+    return tuple(into[path] for path in sorted(into))
+
+
+def _machine_packages(files: Sequence[ImageFile]) -> str:
+    """``iptables 1.8.9-2, libc6 2.36-9+deb12u14, …``: the Debian packages the files come from."""
+    dpkg = shutil.which("dpkg-query")
+    sources = [str(f.source) for f in files if f.source is not None]
+    # with /usr merged, dpkg knows /lib/x86_64-linux-gnu/libc.so.6 rather than /usr/lib/…
+    sources += [path.removeprefix("/usr") for path in sources if path.startswith("/usr/")]
+    if dpkg is None or not sources:
+        return ""
+    owners = subprocess.run([dpkg, "-S", *sources], capture_output=True, text=True, timeout=60, check=False)
+    names = sorted({owner.strip().split(":")[0] for line in owners.stdout.splitlines()
+                    for owner in line.split(": ", 1)[0].split(",") if ": " in line})
+    if not names:
+        return ""
+    listed = subprocess.run([dpkg, "-W", "-f", "${Package} ${Version}\n", *names], capture_output=True, text=True,
+                            timeout=60, check=False)
+    return ", ".join(line.strip() for line in listed.stdout.splitlines() if line.strip())
+
+
 # ---- what to build -------------------------------------------------------------------------
 
 
@@ -182,6 +307,14 @@ def plan_images(references: Iterable[str], *, pause: Path | None = None) -> Imag
             else:
                 specs.append(ImageSpec(reference, (ImageFile("/kube-vip", binary),), entrypoint=("/kube-vip",)))
             continue
+        if repository in ROOT_PROGRAM_BY_REPOSITORY:
+            name = ROOT_PROGRAM_BY_REPOSITORY[repository]
+            located = locate_binary(name)
+            if located.path is None:
+                missing[reference] = located.reason or f"{name} not built"
+            else:
+                specs.append(ImageSpec(reference, (ImageFile(f"/{name}", located.path),), entrypoint=(f"/{name}",)))
+            continue
         programs = PROGRAMS_BY_REPOSITORY.get(repository)
         if programs is None:
             missing[reference] = UNAVAILABLE.get(repository, f"no program to build {repository} from")
@@ -194,19 +327,29 @@ def plan_images(references: Iterable[str], *, pause: Path | None = None) -> Imag
                 break
             files.append(ImageFile(f"/usr/local/bin/{name}", located.path))
         else:
-            specs.append(ImageSpec(reference, tuple(files)))
+            try:
+                machine = machine_files(MACHINE_COMMANDS_BY_REPOSITORY.get(repository, ()))
+            except ImageError as error:
+                missing[reference] = str(error)
+                continue
+            packages = _machine_packages(machine) if machine else ""
+            labels = {"io.nsxkube.machine-packages": packages} if packages else {}
+            specs.append(ImageSpec(reference, tuple(files), labels=labels, machine=machine))
     return ImagePlan(tuple(specs), missing)
 
 
 # ---- OCI layout ----------------------------------------------------------------------------
 
 
+BASE_DIRECTORIES = (("etc", 0o755), ("tmp", 0o1777), ("var", 0o755), ("var/run", 0o755), ("root", 0o700),
+                    ("usr", 0o755), ("usr/local", 0o755), ("usr/local/bin", 0o755), ("dev", 0o755),
+                    ("proc", 0o555), ("sys", 0o555), ("run", 0o755))
+
+
 def _base_entries() -> list[tuple[tarfile.TarInfo, bytes | None]]:
     """A minimal root: the directories and files programs expect to find."""
     entries: list[tuple[tarfile.TarInfo, bytes | None]] = []
-    for name, mode in (("etc", 0o755), ("tmp", 0o1777), ("var", 0o755), ("var/run", 0o755), ("root", 0o700),
-                       ("usr", 0o755), ("usr/local", 0o755), ("usr/local/bin", 0o755), ("dev", 0o755),
-                       ("proc", 0o555), ("sys", 0o555), ("run", 0o755)):
+    for name, mode in BASE_DIRECTORIES:
         info = tarfile.TarInfo(name)
         info.type, info.mode = tarfile.DIRTYPE, mode
         entries.append((info, None))
@@ -248,8 +391,18 @@ def _write_layer(spec: ImageSpec, blobs: Path) -> tuple[dict, str]:
             with tarfile.open(fileobj=uncompressed, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 for info, data in _base_entries():
                     tar.addfile(info, io.BytesIO(data) if data is not None else None)
-                for item in spec.files:
+                items = (*spec.files, *spec.machine)
+                for directory in _parent_directories(items):
+                    info = tarfile.TarInfo(directory)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+                for item in items:
                     info = tarfile.TarInfo(item.path.lstrip("/"))
+                    if item.link:
+                        info.type, info.linkname, info.mode = tarfile.SYMTYPE, item.link, 0o777
+                        tar.addfile(info)
+                        continue
+                    assert item.source is not None, item.path
                     info.size, info.mode = item.source.stat().st_size, item.mode
                     with item.source.open("rb") as source:
                         tar.addfile(info, source)
@@ -257,6 +410,18 @@ def _write_layer(spec: ImageSpec, blobs: Path) -> tuple[dict, str]:
     partial.rename(blobs / digest)
     descriptor = {"mediaType": MEDIA_LAYER_GZIP, "digest": f"sha256:{digest}", "size": compressed.size}
     return descriptor, f"sha256:{uncompressed.sha.hexdigest()}"
+
+
+def _parent_directories(items: Iterable[ImageFile]) -> list[str]:
+    """The directories the items need that the base root lacks, parents first."""
+    known = {name for name, _ in BASE_DIRECTORIES}
+    wanted: set[str] = set()
+    for item in items:
+        parent = Path(item.path.lstrip("/")).parent
+        while str(parent) not in (".", "") and str(parent) not in known:
+            wanted.add(str(parent))
+            parent = parent.parent
+    return sorted(wanted, key=lambda d: (d.count("/"), d))
 
 
 def _write_blob(blobs: Path, data: bytes, media_type: str) -> dict:
@@ -284,7 +449,8 @@ def write_layout(specs: Sequence[ImageSpec], layout: Path) -> list[dict]:
                        "Labels": {"org.opencontainers.image.title": repository_name(spec.reference),
                                   "io.nsxkube.test-image": "assembled from Go-built programs", **spec.labels}},
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            "history": [{"created_by": "nsxkube tests/nodes/images: " + ", ".join(f.path for f in spec.files)}],
+            "history": [{"created_by": "nsxkube lab images: " + ", ".join(f.path for f in spec.files)
+                         + (f" and {len(spec.machine)} files from this machine" if spec.machine else "")}],
         }
         config_desc = _write_blob(blobs, _json(config), MEDIA_CONFIG)
         manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": config_desc, "layers": [layer]}
@@ -324,7 +490,10 @@ def _cache_key(specs: Sequence[ImageSpec]) -> str:
     key = hashlib.sha256(BUILDER_VERSION.encode())
     for spec in specs:
         key.update(spec.reference.encode())
-        for item in spec.files:
+        for item in (*spec.files, *spec.machine):
+            if item.source is None:
+                key.update(f"{item.path}->{item.link}".encode())
+                continue
             stat = item.source.stat()
             key.update(f"{item.path}:{item.source}:{stat.st_size}:{stat.st_mtime_ns}:{item.mode}".encode())
     return key.hexdigest()[:20]
