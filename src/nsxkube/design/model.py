@@ -222,6 +222,10 @@ def _sandbox_rules(spec: ClusterSpec) -> list[Problem]:
     if sandbox.ignore_preflight_errors:
         problems.append(Problem("sandbox.ignore_preflight_errors", "kubeadm skips the preflight checks "
                                 f"{', '.join(sandbox.ignore_preflight_errors)}", severity="warning", hint=why))
+    if sandbox.kube_proxy_conntrack_max_per_core is not None:
+        problems.append(Problem("sandbox.kube_proxy_conntrack_max_per_core", "kube-proxy's conntrack.maxPerCore is "
+                                f"{sandbox.kube_proxy_conntrack_max_per_core} (production keeps kube-proxy's default)",
+                                severity="warning", hint=why))
     if sandbox.skip_node_checks:
         problems.append(Problem("sandbox.skip_node_checks", "nsxkube skips its node checks "
                                 f"{', '.join(sandbox.skip_node_checks)} before kubeadm", severity="warning", hint=why))

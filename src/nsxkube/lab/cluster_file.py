@@ -76,6 +76,7 @@ sandbox:
   allow_cgroup_v1: true                 # kubelet 1.35 refuses cgroup v1 unless told so
   ignore_preflight_errors: [SystemVerification]   # kubeadm's cgroups validator fails on cgroup v1
   cni: bridge                           # Cilium's agent cannot run here: the CNI bridge plugin instead
+  kube_proxy_conntrack_max_per_core: 0  # a network namespace cannot set nf_conntrack_max
 """
 UNSYNCHRONIZED_CLOCK = "  skip_node_checks: [clock]             # the nodes share this machine's clock, which no NTP disciplines\n"
 

@@ -70,7 +70,18 @@ def kube_vip_init_kubeconfig(versions: VersionSet) -> str:
 
 
 def init_documents(design: Design) -> list[dict[str, Any]]:
-    return [init_configuration(design), cluster_configuration(design), kubelet_configuration(design)]
+    documents = [init_configuration(design), cluster_configuration(design), kubelet_configuration(design)]
+    proxy = kube_proxy_configuration(design)
+    return documents if proxy is None else [*documents, proxy]
+
+
+def kube_proxy_configuration(design: Design) -> dict[str, Any] | None:
+    """Only where a sandbox changes kube-proxy's defaults (kubeadm stores it in the kube-proxy ConfigMap)."""
+    sandbox = design.spec.sandbox
+    if kube_proxy_skipped(design) or sandbox is None or sandbox.kube_proxy_conntrack_max_per_core is None:
+        return None
+    return {"apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+            "conntrack": {"maxPerCore": sandbox.kube_proxy_conntrack_max_per_core}}
 
 
 def init_configuration(design: Design) -> dict[str, Any]:

@@ -408,6 +408,9 @@ class Sandbox(Strict):
         default=[], description="kubeadm preflight checks to skip, e.g. SystemVerification")
     cni: Literal["cilium", "bridge"] = Field(
         default="cilium", description="bridge: the CNI bridge plugin on each node's pod CIDR in place of Cilium")
+    kube_proxy_conntrack_max_per_core: int | None = Field(
+        default=None, ge=0, description="kube-proxy's conntrack.maxPerCore; 0 leaves nf_conntrack_max alone "
+                                        "(a node in a network namespace cannot set it)")
     skip_node_checks: list[Literal["clock"]] = Field(
         default=[], description="nsxkube's own node checks to skip: clock (a kernel clock not NTP-disciplined)")
 
