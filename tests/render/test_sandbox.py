@@ -20,7 +20,8 @@ from tests.support.specs import example_design
 from tests.support.validators import require_tool
 
 LAB = {"sandbox": {"reason": "nodes are network namespaces", "kubelet_cgroup_driver": "cgroupfs",
-                   "allow_cgroup_v1": True, "ignore_preflight_errors": ["SystemVerification"], "cni": "bridge"},
+                   "allow_cgroup_v1": True, "ignore_preflight_errors": ["SystemVerification"], "cni": "bridge",
+                   "kube_proxy_conntrack_max_per_core": 0, "skip_node_checks": ["clock"]},
        "addons.cilium.kube_proxy_replacement": False, "addons.ingress.controller": "none",
        "addons.gateway_api.enabled": False}
 
@@ -33,7 +34,8 @@ def documents(design: Design, path: str) -> dict[str, dict[str, Any]]:
 def test_every_setting_is_a_warning_that_names_its_key_and_the_reason() -> None:
     warnings = {w.key: w.one_line() for w in example_design(LAB).warnings}
     for key in ("sandbox", "sandbox.kubelet_cgroup_driver", "sandbox.allow_cgroup_v1",
-                "sandbox.ignore_preflight_errors", "sandbox.cni"):
+                "sandbox.ignore_preflight_errors", "sandbox.cni", "sandbox.kube_proxy_conntrack_max_per_core",
+                "sandbox.skip_node_checks"):
         assert key in warnings and "nodes are network namespaces" in warnings[key], key
     assert "instead of systemd" in warnings["sandbox.kubelet_cgroup_driver"]
     assert "instead of Cilium" in warnings["sandbox.cni"]
@@ -46,6 +48,7 @@ def test_the_settings_reach_kubeadm_and_containerd() -> None:
     assert init["KubeletConfiguration"]["cgroupDriver"] == "cgroupfs"
     assert init["KubeletConfiguration"]["failCgroupV1"] is False
     assert init["InitConfiguration"]["nodeRegistration"]["ignorePreflightErrors"] == ["SystemVerification"]
+    assert init["KubeProxyConfiguration"]["conntrack"] == {"maxPerCore": 0}
     for path in ("kubeadm/join-control-plane.yaml", "kubeadm/join-worker.yaml"):
         assert documents(design, path)["JoinConfiguration"]["nodeRegistration"]["ignorePreflightErrors"] == [
             "SystemVerification"]
@@ -59,6 +62,7 @@ def test_without_a_sandbox_production_settings_are_rendered() -> None:
     init = documents(design, "kubeadm/init.yaml")
     assert init["KubeletConfiguration"]["cgroupDriver"] == "systemd" and "failCgroupV1" not in init["KubeletConfiguration"]
     assert "ignorePreflightErrors" not in init["InitConfiguration"]["nodeRegistration"]
+    assert "KubeProxyConfiguration" not in init  # kube-proxy's own defaults (and none at all with Cilium's)
     files = {f.path: f.content for f in render_bundle(design)}
     assert any("SystemdCgroup = true" in text for text in files.values())
     assert not any("SystemdCgroup = false" in text for text in files.values())
@@ -73,7 +77,9 @@ def test_the_bridge_cni_needs_kube_proxy() -> None:
 
 @pytest.mark.parametrize("bad", [{"sandbox": {"cni": "bridge"}}, {"sandbox": {"reason": " "}},
                                  {"sandbox": {"reason": "x", "ignore_preflight_errors": ["all; rm -rf /"]}},
-                                 {"sandbox": {"reason": "x", "kubelet_cgroup_driver": "cgroupv1"}}])
+                                 {"sandbox": {"reason": "x", "kubelet_cgroup_driver": "cgroupv1"}},
+                                 {"sandbox": {"reason": "x", "skip_node_checks": ["swap"]}},
+                                 {"sandbox": {"reason": "x", "kube_proxy_conntrack_max_per_core": -1}}])
 def test_a_sandbox_without_a_reason_or_with_odd_values_is_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(SpecError) as refused:
         example_design(bad)

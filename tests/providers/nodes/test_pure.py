@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 import subprocess
@@ -245,3 +246,20 @@ def test_logs_are_private_and_never_hold_a_secret(tmp_path: Path) -> None:
     assert stat.S_IMODE(log.path.stat().st_mode) == 0o600
     assert stat.S_IMODE(log.path.parent.stat().st_mode) == 0o700
     assert redact("abcabc", ["abc", "abcabc"]) == REDACTED
+
+
+def test_a_node_is_ready_only_with_a_true_ready_condition() -> None:
+    def listed(*conditions: dict[str, str]) -> str:
+        return json.dumps({"items": [{"metadata": {"name": "n"}, "status": {"conditions": list(conditions)}}]})
+
+    assert kube.parse_nodes(listed({"type": "Ready", "status": "True"}))[0].ready
+    assert not kube.parse_nodes(listed({"type": "Ready", "status": "False"}))[0].ready
+    assert not kube.parse_nodes(listed({"type": "MemoryPressure", "status": "True"}))[0].ready
+    assert not kube.parse_nodes(json.dumps({"items": [{"metadata": {"name": "n"}}]}))[0].ready
+
+
+def test_a_sandbox_may_skip_the_clock_check_and_nothing_else() -> None:
+    output = "overlay=yes\nbridge-nf-call-iptables=1\nip_forward=1\ncontainerd=active\nntp-synchronized=no\n"
+    assert [p for p in probes.preflight_problems(output, []) if "clock" in p]
+    assert probes.preflight_problems(output, [], skip=["clock"]) == []
+    assert probes.preflight_problems(output.replace("ip_forward=1", "ip_forward=0"), [], skip=["clock"])

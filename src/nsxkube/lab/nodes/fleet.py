@@ -240,6 +240,8 @@ def pod_cidr_of(conflist: Path) -> str | None:
         for plugin in data.get("plugins") or ():
             for ranges in (plugin.get("ipam") or {}).get("ranges") or ():
                 for item in ranges:
+                    if "/" not in str(item["subnet"]):
+                        return None  # an address, not a pod CIDR
                     return str(ipaddress.IPv4Network(item["subnet"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
