@@ -84,16 +84,18 @@ def foreign_revisions(client: NsxClient) -> dict[str, int]:
             for path in fresh.paths("/infra") if "/ports/" not in path and path.count("/") <= 5}
 
 
-def kill_apply_during(lab_dir: Path, env: dict[str, str], pattern: str, delay: float, log: Path) -> str:
-    """`nsxkube apply` killed with SIGKILL ``delay`` s after its output shows ``pattern``; its output."""
+def kill_apply_during(lab_dir: Path, env: dict[str, str], node: str, written: str, delay: float, log: Path) -> str:
+    """`nsxkube apply` killed with SIGKILL ``delay`` s after kubeadm wrote ``written`` on ``node`` (seen
+    in the node's own files: the moment the init or join is under way); its output."""
+    trigger = lab_dir / "nodes" / node / "fs" / written.strip("/")
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, "-m", "nsxkube", "apply", str(lab_dir / "cluster.yaml")],
                                    stdout=out, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 600
-    while pattern not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert process.poll() is None, f"apply ended before {pattern!r}:\n{log.read_text()[-3000:]}"
-    assert pattern in log.read_text(), f"no {pattern!r} within 600 s"
+    while not trigger.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert process.poll() is None, f"apply ended before {node} had {written}:\n{log.read_text()[-3000:]}"
+    assert trigger.exists(), f"{node} had no {written} within 600 s"
     time.sleep(delay)
     process.kill()
     process.wait(timeout=30)
@@ -223,10 +225,11 @@ def test_the_main_job_builds_a_cluster_on_real_nodes_changes_nothing_the_second_
 
         # apply killed during kubeadm init, during a control-plane join and during the worker joins:
         # each run again picks up where the last one stopped, and the last converges
-        for round_, (pattern, delay) in enumerate(((f"{CLUSTER}-cp-1: kubeadm init", 8.0),
-                                                   (f"{CLUSTER}-cp-2: 3/4 joining", 5.0),
-                                                   (f"{CLUSTER}-worker-1: 3/4 joining", 2.0))):
-            kill_apply_during(lab_dir, env, pattern, delay, tmp_path / f"killed-{round_}.log")
+        for round_, (node, written, delay) in enumerate((
+                (f"{CLUSTER}-cp-1", "etc/kubernetes/manifests/etcd.yaml", 2.0),  # init: static Pods written
+                (f"{CLUSTER}-cp-2", "etc/kubernetes/pki/ca.crt", 2.0),  # control-plane join: certificates fetched
+                (f"{CLUSTER}-worker-1", "etc/kubernetes/pki/ca.crt", 0.5))):  # worker joins under way
+            kill_apply_during(lab_dir, env, node, written, delay, tmp_path / f"killed-{round_}.log")
         converged = subprocess.run([*nsxkube, "apply", str(lab_dir / "cluster.yaml")], capture_output=True,
                                    text=True, timeout=900, env=env)
         assert converged.returncode == 0, converged.stdout[-4000:]

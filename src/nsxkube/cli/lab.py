@@ -65,6 +65,8 @@ def down(lab_dir: LabDir = Path("lab")) -> None:
     if result.still_open:
         typer.echo(f"error: the lab was stopped but still listening: {', '.join(result.still_open)}", err=True)
         raise typer.Exit(1)
+    if result.swept:
+        typer.echo(f"  removed what the lab's nodes had left: {', '.join(result.swept)}")
     ports = ", ".join(f"{s.host}:{s.port}" for s in result.lab.services)
     typer.echo(f"lab in {lab_dir} stopped in {result.seconds:.1f} s; nothing listens on {ports} any more")
 

@@ -112,12 +112,15 @@ def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, task_delay: str,
 
 def _prepare_nodes(lab_dir: Path, progress: Callable[[str], None]) -> None:
     from nsxkube.lab.nodes import setup
-    from nsxkube.lab.nodes.runtime import missing_node_tools
+    from nsxkube.lab.nodes.runtime import missing_node_tools, sweep_stale
 
     reason = missing_node_tools()
     if reason:
         raise UsageError(f"--nodes: this machine cannot run the lab's nodes: {reason}",
                          hint="run lab up without --nodes: VMs without nodes, apply up to network-bindings")
+    swept = sweep_stale()  # of a lab whose supervisor was killed
+    if swept:
+        progress(f"removed what an earlier lab's nodes had left: {', '.join(swept)}")
     located = setup.ensure_programs(progress)
     progress(f"kubectl: {setup.link_tools(lab_dir, located)}")
     setup.ensure_images(lab_dir, progress)
@@ -147,6 +150,7 @@ class DownResult:
     lab: files.LabState | None  # None: nothing was running
     seconds: float
     still_open: tuple[str, ...] = ()
+    swept: tuple[str, ...] = ()  # node namespaces, links or cgroups a killed supervisor left, removed now
 
 
 def down(lab_dir: Path) -> DownResult:
@@ -165,7 +169,13 @@ def down(lab_dir: Path) -> DownResult:
     while left and time.monotonic() < deadline:
         time.sleep(0.1)
         left = [s for s in left if _still_serving(s)]
-    return DownResult(lab, time.monotonic() - began, tuple(f"{s.name} {s.host}:{s.port} (pid {s.pid})" for s in left))
+    swept: list[str] = []
+    if lab.nodes:  # the supervisor stops its nodes; had it been killed, what its nodes leave is removed here
+        from nsxkube.lab.nodes.runtime import sweep_stale
+
+        swept = sweep_stale()
+    return DownResult(lab, time.monotonic() - began, tuple(f"{s.name} {s.host}:{s.port} (pid {s.pid})" for s in left),
+                      tuple(swept))
 
 
 def _still_serving(service: files.Service) -> bool:

@@ -110,6 +110,48 @@ def test_the_state_script_reports_a_cni_configuration(tmp_path: Path, files: lis
     assert probes.parse_state("n", output).cni == any(n.endswith((".conf", ".conflist")) for n in files)
 
 
+def test_the_state_script_sees_a_running_kubeadm_and_what_kubeadm_left(tmp_path: Path) -> None:
+    """A kubeadm at work (one the killed run started, which outlived its SSH session) and the files of
+    an init or join that stopped half-way (certificates, static Pods, but no kubelet.conf)."""
+    kube_dir = tmp_path / "kubernetes"
+    (kube_dir / "pki").mkdir(parents=True)
+    script = probes.STATE_SCRIPT.replace(probes.KUBERNETES_DIR, str(kube_dir))
+    fake = tmp_path / "bin" / "kubeadm"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nsleep 30\n")
+    fake.chmod(0o755)
+
+    def state() -> probes.LiveNode:
+        output = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=10, check=True).stdout
+        return probes.parse_state("n", output)
+
+    assert not state().kubeadm_running and not state().needs_reset
+    (kube_dir / "pki" / "ca.crt").write_text("x")
+    assert state().started and state().needs_reset  # kubeadm began here and did not finish
+    (kube_dir / "kubelet.conf").write_text("x")
+    assert not state().needs_reset  # a joined node
+    running = subprocess.Popen([str(fake)])
+    try:
+        for _ in range(50):
+            if state().kubeadm_running:
+                break
+        assert state().kubeadm_running
+    finally:
+        running.kill()
+        running.wait()
+
+
+@pytest.mark.parametrize(("output", "finished"), [
+    ("api=yes\nkubeadm-config=yes\n", True), ("api=yes\nkubeadm-config=no\n", False), ("api=no\n", None), ("", None)])
+def test_an_init_is_finished_when_the_api_holds_kubeadms_configuration(output: str, finished: bool | None) -> None:
+    assert probes.init_finished(output) is finished
+
+
+def test_a_half_done_init_needs_a_reset_even_with_admin_conf() -> None:
+    assert probes.LiveNode("n", initialized=False, joined=False, half_done=True).needs_reset
+    assert not probes.LiveNode("n", initialized=True, joined=False, started=True).needs_reset
+
+
 @pytest.mark.parametrize(("output", "status"), [
     ("....\nstatus: done\n", "done"), ("status: error\n", "error"), ("\n", "unknown"),
     ("status: degraded done\n", "degraded done"),

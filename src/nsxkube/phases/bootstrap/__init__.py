@@ -27,8 +27,11 @@ from nsxkube.phases.bootstrap.remote import PHASE_NAME, Nodes
 from nsxkube.pipeline.change import Change, mutating
 from nsxkube.pipeline.context import Context
 from nsxkube.pipeline.parallel import each
+from nsxkube.providers.nodes.probes import LiveNode
 
 __all__ = ["PHASE", "BootstrapSnapshot", "plan_bootstrap"]
+
+BUSY_POLL_SECONDS = 3.0
 
 READY_SECONDS = 180.0  # a node turns Ready seconds after its CNI configuration is written; kubelet retries every 5 s
 
@@ -49,11 +52,12 @@ class BootstrapPhase:
         pending = frozenset(n.name for n in all_nodes if vms is not None and n.name not in vms)
         reachable = [n for n in all_nodes if n.name not in pending]
         nodes = Nodes(ctx) if reachable else None
-        outputs = {} if nodes is None else self._on_each(
-            ctx, reachable, lambda n: nodes.run(n, "reading the node's state", probes.STATE_SCRIPT).stdout)
-        snapshot = BootstrapSnapshot({n.name: probes.parse_state(n.name, outputs.get(n.name, "")) for n in all_nodes},
-                                     pending, _local_kubeconfig(ctx))
+        states = {} if nodes is None else self._states(ctx, nodes, reachable)
+        snapshot = BootstrapSnapshot({n.name: states.get(n.name, probes.LiveNode(n.name, False, False))
+                                      for n in all_nodes}, pending, _local_kubeconfig(ctx))
         first = design.ip_plan.control_planes[0]
+        if nodes is not None and snapshot.nodes[first.name].initialized:
+            self._check_init(nodes, first, snapshot)
         if nodes is not None and snapshot.nodes[first.name].initialized:
             snapshot.csrs = kube.parse_csrs(nodes.kubectl(first, "listing CSRs", kube.list_csrs_script()))
             ours = {n.name: str(n.address) for n in all_nodes}
@@ -68,6 +72,54 @@ class BootstrapPhase:
             snapshot.image_bundle_sha256 = verified_digest(bundle, design.node_images)
         return snapshot
 
+    def _states(self, ctx: Context, nodes: Nodes, reachable: Sequence[Node]) -> dict[str, LiveNode]:
+        """Each node's state, once no kubeadm of an earlier (killed) run is at work on any of them:
+        kubeadm outlives the SSH session that started it, and its result is what counts."""
+        from nsxkube.providers.nodes import probes
+
+        def read(group: Sequence[Node]) -> dict[str, LiveNode]:
+            outputs = self._on_each(ctx, group, lambda n: nodes.run(n, "reading the node's state",
+                                                                     probes.STATE_SCRIPT).stdout)
+            return {n.name: probes.parse_state(n.name, str(outputs.get(n.name, ""))) for n in group}
+
+        states = read(reachable)
+        deadline = time.monotonic() + nodes.timeouts.long
+        busy = [n for n in reachable if states[n.name].kubeadm_running]
+        if busy:
+            ctx.reporter.step(self.name, f"waiting for the kubeadm an earlier run started on "
+                                         f"{', '.join(n.name for n in busy)} to finish")
+        while busy:
+            if time.monotonic() > deadline:
+                raise ProviderError(f"kubeadm is still running on {busy[0].name} ({busy[0].address}) after "
+                                    f"{nodes.timeouts.long:.0f} s", hint="look at it (ps -ef | grep kubeadm) and "
+                                    "stop it, then run apply again")
+            time.sleep(BUSY_POLL_SECONDS)
+            states.update(read(busy))
+            busy = [n for n in busy if states[n.name].kubeadm_running]
+        return states
+
+    def _check_init(self, nodes: Nodes, first: Node, snapshot: BootstrapSnapshot) -> None:
+        """admin.conf on the first control plane: the init finished only when the API answers and
+        holds kubeadm's configuration. Otherwise, and while no other node has joined, the init is
+        redone after `kubeadm reset -f`; with joined nodes that would lose the cluster: an error."""
+        import dataclasses
+
+        from nsxkube.providers.nodes import probes
+
+        result = nodes.run(first, "checking that kubeadm init finished", probes.INIT_STATE_SCRIPT,
+                           nodes.timeouts.short + 30)
+        finished = probes.init_finished(result.stdout)
+        if finished:
+            return
+        joined = sorted(n for n, live in snapshot.nodes.items() if live.joined and n != first.name)
+        what = "its API does not answer" if finished is None else "kubeadm init stopped before it finished"
+        if joined:
+            raise ProviderError(f"{first.name} ({first.address}): {what}, and {', '.join(joined)} joined already",
+                                hint="repair the control plane by hand (journalctl -u kubelet; crictl ps -a): "
+                                     "resetting it would lose the cluster")
+        nodes.ctx.reporter.warning(self.name, f"{first.name}: {what}; it is reset and initialized again")
+        snapshot.nodes[first.name] = dataclasses.replace(snapshot.nodes[first.name], initialized=False, half_done=True)
+
     def plan(self, design: Design, snapshot: BootstrapSnapshot) -> list[Change]:
         return plan_bootstrap(design, snapshot)
 
@@ -79,7 +131,8 @@ class BootstrapPhase:
         progress.update({n.name: NodeProgress() for n in todo})
         try:
             if todo:
-                self._get_ready(ctx, nodes, todo, progress, snapshot.image_bundle_sha256)
+                resets = {name for name, live in snapshot.nodes.items() if live.needs_reset}
+                self._get_ready(ctx, nodes, todo, progress, snapshot.image_bundle_sha256, resets)
                 values = kubeadm.init_or_mint(nodes, first, todo, progress)
                 for node in todo:
                     if node.is_control_plane and node is not first:
@@ -109,12 +162,13 @@ class BootstrapPhase:
         return mutating(changes)
 
     def _get_ready(self, ctx: Context, nodes: Nodes, todo: Sequence[Node], progress: dict[str, NodeProgress],
-                   image_bundle_sha256: str | None) -> None:
-        """cloud-init finished, bundle uploaded (and images preloaded), preflight and MTU probe passed.
-        A worker may fail alone; a control plane that fails stops the phase."""
+                   image_bundle_sha256: str | None, resets: set[str]) -> None:
+        """cloud-init finished, bundle uploaded (and images preloaded), what a stopped kubeadm left
+        reset, preflight and MTU probe passed. A worker may fail alone; a control plane that fails
+        stops the phase."""
         def ready(node: Node) -> None:
             start = time.monotonic()
-            prepare.get_ready(nodes, node, image_bundle_sha256)
+            prepare.get_ready(nodes, node, image_bundle_sha256, reset=node.name in resets)
             progress[node.name].seconds += time.monotonic() - start
 
         errors: dict[str, NsxkubeError] = {}

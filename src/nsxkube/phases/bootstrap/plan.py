@@ -52,7 +52,8 @@ def approvable(csrs: list[LiveCsr], design: Design) -> list[LiveCsr]:
 def node_change(node: Node, live: LiveNode, first: bool, *, pending: bool, preload: bool,
                 vip: str = "kube-vip") -> Change:
     steps = (("once its VM is up: " if pending else "") + "wait for cloud-init, preflight and MTU probe, "
-             + ("preload the image bundle, " if preload else ""))
+             + ("preload the image bundle, " if preload else "")
+             + ("kubeadm reset -f (an earlier init or join stopped half-way), " if live.needs_reset else ""))
     if first:
         if live.initialized:
             return Change("unchanged", "control-plane", node.name, "initialized")

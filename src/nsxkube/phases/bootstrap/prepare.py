@@ -102,10 +102,19 @@ def probe_mtu(nodes: Nodes, node: Node) -> None:
     nodes.ctx.reporter.progress(PHASE_NAME, node.name, 3, STEPS, f"MTU {nodes.design.mtu.node_mtu} holds")
 
 
-def get_ready(nodes: Nodes, node: Node, image_bundle_sha256: str | None) -> None:
+def reset_kubeadm(nodes: Nodes, node: Node) -> None:
+    """`kubeadm reset -f`: what an init or join that stopped half-way left (certificates, static Pods,
+    the kubelet's files) goes, so that the next one starts clean."""
+    nodes.ctx.reporter.progress(PHASE_NAME, node.name, 1, STEPS, "kubeadm reset -f (an earlier run stopped half-way)")
+    nodes.run(node, "kubeadm reset", "kubeadm reset -f", nodes.timeouts.long)
+
+
+def get_ready(nodes: Nodes, node: Node, image_bundle_sha256: str | None, *, reset: bool = False) -> None:
     """Everything before kubeadm, on one node."""
     wait_for_cloud_init(nodes, node)
     upload_bundle(nodes, node)
     if image_bundle_sha256:
         preload_images(nodes, node, image_bundle_sha256)
+    if reset:
+        reset_kubeadm(nodes, node)
     preflight(nodes, node)

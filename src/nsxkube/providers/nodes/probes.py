@@ -14,28 +14,70 @@ CLOUD_INIT_LOG = "/var/log/cloud-init-output.log"
 # ---- the node's state towards the cluster ---------------------------------------------------------
 
 CNI_DIR = "/etc/cni/net.d"
+# kubeadm-running: a kubeadm of this machine (same mount namespace: on a VM that is every process;
+# where nodes share a kernel, as the lab's do, only the node's own) is at work, e.g. the init or join
+# of a run that was killed, which kubeadm outlives. started: kubeadm has written something here.
 STATE_SCRIPT = f"""for f in admin.conf kubelet.conf; do
   if [ -f {KUBERNETES_DIR}/$f ]; then echo "$f=yes"; else echo "$f=no"; fi
 done
 set -- {CNI_DIR}/*.conf*
-if [ -e "$1" ]; then echo "cni=yes"; else echo "cni=no"; fi"""
+if [ -e "$1" ]; then echo "cni=yes"; else echo "cni=no"; fi
+own=$(readlink /proc/self/ns/mnt)
+for pid in $(pgrep -x kubeadm 2>/dev/null); do
+  if [ "$(readlink /proc/$pid/ns/mnt 2>/dev/null)" = "$own" ]; then echo "kubeadm-running=yes"; break; fi
+done
+set -- {KUBERNETES_DIR}/manifests/*.yaml
+if [ -e "$1" ] || [ -f {KUBERNETES_DIR}/pki/ca.crt ]; then echo "started=yes"; else echo "started=no"; fi"""
+
+# On the first control plane, when admin.conf is there: does the API answer (the kubelet may be
+# starting the control plane again), and did kubeadm init get as far as uploading its configuration?
+INIT_STATE_SCRIPT = f"""for i in $(seq 1 24); do
+  if kubectl --kubeconfig {KUBERNETES_DIR}/admin.conf get --raw=/readyz --request-timeout=5s >/dev/null 2>&1; then
+    echo "api=yes"
+    if kubectl --kubeconfig {KUBERNETES_DIR}/admin.conf -n kube-system get configmap kubeadm-config \
+        --request-timeout=10s >/dev/null 2>&1; then echo "kubeadm-config=yes"; else echo "kubeadm-config=no"; fi
+    exit 0
+  fi
+  sleep 5
+done
+echo api=no"""
 
 
 @dataclass(frozen=True)
 class LiveNode:
     """``initialized``: admin.conf is there (kubeadm init ran); ``joined``: kubelet.conf is there;
-    ``cni``: a CNI configuration is in /etc/cni/net.d (the pod network can start)."""
+    ``cni``: a CNI configuration is in /etc/cni/net.d (the pod network can start);
+    ``kubeadm_running``: a kubeadm is at work on the node; ``started``: kubeadm wrote certificates or
+    static Pods here — with neither admin.conf nor kubelet.conf, an init or join stopped half-way;
+    ``half_done``: the first control plane's init stopped before it finished (INIT_STATE_SCRIPT)."""
 
     name: str
     initialized: bool
     joined: bool
     cni: bool = False
+    kubeadm_running: bool = False
+    started: bool = False
+    half_done: bool = False
+
+    @property
+    def needs_reset(self) -> bool:
+        """kubeadm left files of an init or join that did not finish: `kubeadm reset -f` before another."""
+        return self.half_done or (self.started and not self.initialized and not self.joined)
 
 
 def parse_state(name: str, output: str) -> LiveNode:
     values = key_values(output)
     return LiveNode(name, values.get("admin.conf") == "yes", values.get("kubelet.conf") == "yes",
-                    values.get("cni") == "yes")
+                    values.get("cni") == "yes", values.get("kubeadm-running") == "yes", values.get("started") == "yes")
+
+
+def init_finished(output: str) -> bool | None:
+    """From INIT_STATE_SCRIPT: True (API answers, kubeadm-config uploaded), False (API answers, no
+    kubeadm-config: init stopped half-way), None (the API does not answer)."""
+    values = key_values(output)
+    if values.get("api") != "yes":
+        return None
+    return values.get("kubeadm-config") == "yes"
 
 
 def key_values(output: str) -> dict[str, str]:
