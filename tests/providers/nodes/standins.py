@@ -175,6 +175,13 @@ elif args[:2] == ["certificate", "approve"]:
         for name in args[2:]:
             data["csrs"][name]["approved"] = True
             print("certificatesigningrequest.certificates.k8s.io/" + name + " approved")
+elif "tier=control-plane" in args:
+    with Cluster() as data:
+        items = [{"metadata": {"name": c + "-" + n, "labels": {"component": c, "tier": "control-plane"}},
+                  "spec": {"nodeName": n}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+                 for n, v in sorted(data["nodes"].items()) if "node-role.kubernetes.io/control-plane" in v["labels"]
+                 for c in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")]
+    print(json.dumps({"kind": "List", "items": items}))
 elif args[:2] == ["get", "nodes"]:
     with Cluster() as data:
         items = [{"metadata": {"name": n, "labels": v["labels"]},

@@ -305,3 +305,13 @@ def test_a_sandbox_may_skip_the_clock_check_and_nothing_else() -> None:
     assert [p for p in probes.preflight_problems(output, []) if "clock" in p]
     assert probes.preflight_problems(output, [], skip=["clock"]) == []
     assert probes.preflight_problems(output.replace("ip_forward=1", "ip_forward=0"), [], skip=["clock"])
+
+
+def test_control_plane_components_count_only_when_their_static_pod_is_ready() -> None:
+    def pod(component: str, node: str, ready: str) -> dict:
+        return {"metadata": {"labels": {"component": component, "tier": "control-plane"}},
+                "spec": {"nodeName": node}, "status": {"conditions": [{"type": "Ready", "status": ready}]}}
+
+    output = json.dumps({"items": [pod("etcd", "cp-1", "True"), pod("kube-apiserver", "cp-1", "True"),
+                                   pod("etcd", "cp-3", "False"), pod("kube-scheduler", "cp-3", "True")]})
+    assert kube.ready_components(output) == {"cp-1": {"etcd", "kube-apiserver"}, "cp-3": {"kube-scheduler"}}

@@ -95,6 +95,32 @@ def wait_until_ready(nodes: Nodes, first: Node, names: Sequence[str], seconds: f
         time.sleep(2)
 
 
+def wait_for_control_plane(nodes: Nodes, first: Node, names: Sequence[str], seconds: float) -> None:
+    """After control planes joined: etcd, the API server, the controller manager and the scheduler
+    Ready on each (a new etcd member takes seconds to catch up; until then quorum is thinner than
+    it looks), or one clear error naming what is not."""
+    from nsxkube.providers.nodes import kube
+
+    report, wanted = nodes.ctx.reporter, set(names)
+    deadline, shown = time.monotonic() + seconds, -1
+    while True:
+        ready = kube.ready_components(nodes.kubectl(first, "listing control-plane Pods",
+                                                    kube.list_control_plane_pods_script()))
+        missing = sorted(f"{component} on {name}" for name in wanted for component in kube.CONTROL_PLANE_COMPONENTS
+                         if component not in ready.get(name, set()))
+        done = len(wanted) * len(kube.CONTROL_PLANE_COMPONENTS) - len(missing)
+        if done != shown:
+            shown = done
+            report.progress(PHASE_NAME, "control-plane Pods Ready", done, len(wanted) * len(kube.CONTROL_PLANE_COMPONENTS))
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise ProviderError(f"{len(missing)} control-plane Pod(s) not Ready {seconds:.0f} s after the joins: "
+                                f"{', '.join(missing[:4])}", hint="kubectl -n kube-system describe pod shows why; "
+                                "etcd needs a majority of its members")
+        time.sleep(2)
+
+
 def ensure_kubeconfig(nodes: Nodes, first: Node) -> None:
     from nsxkube.providers.nodes import kubeconfig
 

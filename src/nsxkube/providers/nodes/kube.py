@@ -54,6 +54,25 @@ def approve_csrs_script(names: Iterable[str]) -> str:
     return f"{KUBECTL} certificate approve " + " ".join(shlex.quote(n) for n in names)
 
 
+CONTROL_PLANE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def list_control_plane_pods_script() -> str:
+    """kubeadm's static Pods (label tier=control-plane) of every control plane."""
+    return f"{KUBECTL} -n kube-system get pods -l tier=control-plane -o json"
+
+
+def ready_components(output: str) -> dict[str, set[str]]:
+    """node → the control-plane components whose static Pod on it is Ready."""
+    ready: dict[str, set[str]] = {}
+    for item in _items(output, "control-plane Pods"):
+        spec, meta = item.get("spec") or {}, item.get("metadata") or {}
+        component = (meta.get("labels") or {}).get("component", "")
+        if _ready(item) and spec.get("nodeName"):
+            ready.setdefault(spec["nodeName"], set()).add(component)
+    return ready
+
+
 def list_nodes_script() -> str:
     return f"{KUBECTL} get nodes -o json"
 
