@@ -127,6 +127,7 @@ def node_leftovers(lab_dir: Path, supervisor: int) -> list[str]:
     return found
 
 
+@pytest.mark.timeout(2400)  # two main jobs with a cluster each, three interrupted applies, two destroys
 def test_the_main_job_builds_a_cluster_on_real_nodes_changes_nothing_the_second_time_survives_kills_and_cleans_up(
         tmp_path: Path) -> None:
     require_binary("vcsim")
