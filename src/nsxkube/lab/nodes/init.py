@@ -407,12 +407,7 @@ class Supervisor:
 
     def answer(self, connection: socket.socket) -> None:
         with connection:
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = connection.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = read_line(connection)
             try:
                 request = json.loads(data)
                 code, out, err = self.handle(list(request["argv"]))
@@ -492,18 +487,24 @@ def boot(config_path: str) -> int:
 # ---- clients ---------------------------------------------------------------------------------
 
 
+def read_line(connection: socket.socket) -> bytes:
+    """One JSON line of the control protocol (requests and answers are one line each)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def request(argv: list[str], socket_path: str = CONTROL_SOCKET, timeout: float = 60.0) -> tuple[int, str, str]:
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     client.settimeout(timeout)
     with client:
         client.connect(socket_path)
         client.sendall(json.dumps({"argv": argv}).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = client.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_line(client)
     answer = json.loads(data)
     return answer["code"], answer["stdout"], answer["stderr"]
 
