@@ -469,3 +469,35 @@ def test_waiting_for_slow_guests_costs_reads_per_poll_not_per_vm(vsphere_lab: Vs
     assert result.ok, result.phases[0].error
     session = vsphere_session(ctx, "machines")
     assert session.requests / 5 <= 10, dict(session.by_method)
+
+
+def test_the_lab_guest_tells_a_powered_off_vm_from_a_deleted_one_and_boots_it_again(vsphere_lab: VsphereLab) -> None:
+    """What the lab's nodes hang on: a VM powered off is halted (its node stops); deleted later, it is
+    gone (its node and its NSX port go) even though it was no longer running; powered on, it boots."""
+    from nsxkube.lab.guest import GuestSimulator
+
+    ctx = vsphere_lab.context()
+    assert apply(vsphere_lab, ctx).ok
+    events: list[tuple[str, str]] = []
+    started: list[str] = []
+    guest = GuestSimulator(vsphere_lab.session, set(NODES), on_boot=lambda vm: events.append(("boot", vm.name)),
+                           on_halt=lambda vm: events.append(("halt", vm.name)),
+                           on_gone=lambda vm: events.append(("gone", vm.name)),
+                           start_guest=lambda vm, ready: (started.append(vm.bios_uuid), ready()))
+    guest.poll()
+    assert sorted(name for kind, name in events if kind == "boot") == NODES and not guest.errors
+    assert all(len(uuid) == 36 for uuid in started) and len(set(started)) == len(NODES)  # each VM's BIOS UUID
+    events.clear()
+    cp2, worker = vsphere_lab.vm("k8s-prod-cp-2"), vsphere_lab.vm("k8s-prod-worker-2")
+    vsphere_lab.wait(cp2.ref.PowerOffVM_Task())
+    vsphere_lab.wait(worker.ref.PowerOffVM_Task())
+    guest.poll()
+    assert sorted(events) == [("halt", "k8s-prod-cp-2"), ("halt", "k8s-prod-worker-2")]
+    events.clear()
+    vsphere_lab.wait(worker.ref.Destroy_Task())  # deleted while off: gone all the same
+    vsphere_lab.wait(cp2.ref.PowerOnVM_Task())  # powered on again: boots again
+    guest.poll()
+    assert sorted(events) == [("boot", "k8s-prod-cp-2"), ("gone", "k8s-prod-worker-2")]
+    events.clear()
+    guest.poll()
+    assert events == []  # each said once

@@ -79,6 +79,7 @@ class GuestSimulator:
         self.booted: dict[str, str] = {}  # name → address ("" when the guest could not boot)
         self.errors: list[str] = []
         self._seen: dict[str, BootedVm | None] = {}  # moref → what booted (None: not a node VM)
+        self._halted: dict[str, BootedVm] = {}  # moref → a booted VM powered off since: gone when deleted
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="guest-simulator", daemon=True)
 
@@ -125,8 +126,11 @@ class GuestSimulator:
                 continue
             if self.on_halt is not None:
                 self.on_halt(halted)
+            self._halted[moref] = halted
+        for moref in [m for m in self._halted if m not in present or m in self._seen]:
+            gone = self._halted.pop(moref)
             if moref not in present and self.on_gone is not None:
-                self.on_gone(halted)
+                self.on_gone(gone)
 
     def report_running(self, vm: Any, address: str) -> None:
         """VMware Tools running with ``address``, through vcsim's SET.guest.* extraConfig hooks."""
