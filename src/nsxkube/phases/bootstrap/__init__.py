@@ -148,7 +148,7 @@ class BootstrapPhase:
             if cni:
                 metadata.wait_until_ready(nodes, first, [n.name for n in cni if not progress[n.name].failed],
                                           READY_SECONDS)
-            if any(n.is_control_plane for n in todo):
+            if todo:  # also after a killed run whose control-plane joins this run did not see
                 metadata.wait_for_control_plane(nodes, first, [n.name for n in design.ip_plan.control_planes],
                                                 READY_SECONDS)
             metadata.ensure_kubeconfig(nodes, first)
