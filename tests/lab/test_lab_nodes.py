@@ -124,6 +124,18 @@ def test_the_lab_file_with_nodes_declares_what_the_sandbox_forces(tmp_path: Path
         assert sandbox is not None and sandbox.cni == "bridge" and sandbox.kubelet_cgroup_driver == "cgroupfs"
         assert sandbox.kube_proxy_conntrack_max_per_core == 0
         assert sandbox.skip_node_checks == ([] if synced else ["clock"])  # only what this machine forces
+    kube_vip = with_nodes(base, kubernetes_version="v1.35.8", image_bundle=tmp_path / "images.tar",
+                          known_hosts=tmp_path / "known_hosts", clock_synchronized=True, api_vip_provider="kube-vip")
+    assert ClusterSpec.model_validate(yaml.safe_load(kube_vip)).network.api_vip_provider == "kube-vip"
+
+
+def test_the_lab_images_hold_kube_vip_only_when_it_holds_the_vip() -> None:
+    from nsxkube.lab.nodes.setup import node_image_references
+
+    keepalived = node_image_references("v1.35.8")
+    kube_vip = node_image_references("v1.35.8", "kube-vip")
+    assert not [r for r in keepalived if "kube-vip" in r] and [r for r in kube_vip if "kube-vip" in r]
+    assert "registry.k8s.io/kube-proxy:v1.35.8" in keepalived  # the bridge CNI needs kube-proxy
 
 
 def test_a_pod_cidr_is_read_from_the_bridge_conflist_and_nothing_else(tmp_path: Path) -> None:

@@ -33,13 +33,17 @@ def up(
     nodes: Annotated[bool, typer.Option(
         "--nodes", help="give every node VM that powers on a real Kubernetes node (network namespaces on this "
                         "machine; needs root); builds the programs and images first")] = False,
+    api_vip_provider: Annotated[str, typer.Option(
+        help="with --nodes: what holds the API VIP, keepalived (the machine's package) or kube-vip (a prebuilt "
+             "kube-vip at $NSXKUBE_KUBE_VIP or ~/.cache/nsxkube/programs/kube-vip-VERSION)")] = "keepalived",
 ) -> None:
     """Start the vCenter simulator and the NSX emulator (preset tanzu) in the background."""
     from nsxkube.lab import control
     from nsxkube.lab import state as files
 
     result = control.up(lab_dir, vcenter_port=vcenter_port, nsx_port=nsx_port, vcenter_task_delay=vcenter_task_delay,
-                        nodes=nodes, progress=lambda message: typer.echo(f"  · {message}"))
+                        nodes=nodes, api_vip_provider=api_vip_provider,
+                        progress=lambda message: typer.echo(f"  · {message}"))
     lab, where = result.lab, lab_dir
     typer.echo(f"lab {'up' if result.started else 'already running'} in {where} "
                f"({result.seconds:.1f} s, supervisor pid {lab.pid}, since {lab.started_at})")

@@ -82,7 +82,7 @@ UNSYNCHRONIZED_CLOCK = "  skip_node_checks: [clock]             # the nodes shar
 
 
 def with_nodes(text: str, *, kubernetes_version: str, image_bundle: Path, known_hosts: Path,
-               clock_synchronized: bool) -> str:
+               clock_synchronized: bool, api_vip_provider: str = "keepalived") -> str:
     """The lab file for real nodes: the built Kubernetes patch, the image bundle (no registry), the
     nodes' host keys, keepalived for the VIP, and what the sandbox forces (kube-proxy instead of
     Cilium's replacement, no Cilium ingress or Gateway API, the sandbox: section)."""
@@ -90,7 +90,8 @@ def with_nodes(text: str, *, kubernetes_version: str, image_bundle: Path, known_
     for pattern, value in (
         (r'^  version: "1\.\d+" .*$', f'  version: "{version}"                 # the patch the lab\'s nodes run (programs/build.sh)'),
         (r"^  # image_bundle: .*$", f"  image_bundle: {image_bundle}   # no registry: the lab's images"),
-        (r"^(  api_vip: \S+)( +#.*)?$", r"\g<1>\n  api_vip_provider: keepalived       # kube-vip only with a kube-vip build"),
+        (r"^(  api_vip: \S+)( +#.*)?$",
+         rf"\g<1>\n  api_vip_provider: {api_vip_provider}       # lab up --nodes --api-vip-provider"),
         (r"^(  trust_on_first_use: false.*)$",
          f"\\g<1>\n  known_hosts_file: {known_hosts}   # the lab writes each node's host key as it boots"),
         (r"^  admin_networks: \[10\.10\.0\.0/24\] .*$",

@@ -34,7 +34,7 @@ TASK_DELAY = re.compile(r"^[A-Za-z]+=\d{1,6}(,[A-Za-z]+=\d{1,6})*$")
 
 
 def up(lab_dir: Path, *, vcenter_port: int = 0, nsx_port: int = 0, vcenter_task_delay: str = "", nodes: bool = False,
-       progress: Callable[[str], None] = lambda message: None) -> UpResult:
+       api_vip_provider: str = "keepalived", progress: Callable[[str], None] = lambda message: None) -> UpResult:
     """Starts the lab in ``lab_dir`` (or finds it running there) and waits until it is ready.
     ``vcenter_task_delay`` (``CloneVm=3000,PowerOnVm=500``) keeps the simulator's tasks of those
     names running that many milliseconds: to watch progress, or to stop an apply mid-task.
@@ -43,6 +43,10 @@ def up(lab_dir: Path, *, vcenter_port: int = 0, nsx_port: int = 0, vcenter_task_
     for option, port in (("--vcenter-port", vcenter_port), ("--nsx-port", nsx_port)):
         if not 0 <= port <= 65535:
             raise UsageError(f"{option} {port}: a TCP port is 1–65535, or 0 to pick a free one")
+    if api_vip_provider not in ("keepalived", "kube-vip"):
+        raise UsageError(f"--api-vip-provider {api_vip_provider!r}: keepalived or kube-vip")
+    if api_vip_provider != "keepalived" and not nodes:
+        raise UsageError("--api-vip-provider is for the lab's nodes", hint="add --nodes")
     if vcenter_task_delay and not TASK_DELAY.match(vcenter_task_delay):
         raise UsageError(f"--vcenter-task-delay {vcenter_task_delay!r}: expected TaskName=milliseconds[,…]",
                          hint="for example CloneVm=3000,PowerOnVm=500")
@@ -52,7 +56,7 @@ def up(lab_dir: Path, *, vcenter_port: int = 0, nsx_port: int = 0, vcenter_task_
     except OSError as err:
         raise UsageError(f"--dir {lab_dir}: cannot create it ({err.strerror})") from None
     with _exclusive(lab_dir):  # two `lab up` at once in one directory: the second finds the first's lab
-        return _up_locked(lab_dir, vcenter_port, nsx_port, vcenter_task_delay, nodes, progress)
+        return _up_locked(lab_dir, vcenter_port, nsx_port, vcenter_task_delay, nodes, api_vip_provider, progress)
 
 
 @contextlib.contextmanager
@@ -64,7 +68,7 @@ def _exclusive(lab_dir: Path) -> Iterator[None]:
         yield
 
 
-def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, task_delay: str, nodes: bool,
+def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, task_delay: str, nodes: bool, provider: str,
                progress: Callable[[str], None]) -> UpResult:
     from nsxkube.lab.cluster_file import is_lab_file
     from nsxkube.lab.vcsim import locate_vcsim
@@ -82,7 +86,7 @@ def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, task_delay: str,
                          hint="pass another directory with --dir")
     program = locate_vcsim()  # fails here, before anything starts, when the simulator is not built
     if nodes:
-        _prepare_nodes(lab_dir, progress)
+        _prepare_nodes(lab_dir, provider, progress)
     progress(f"starting the vCenter simulator ({program.origin}) and the NSX emulator")
     os.chmod(lab_dir, 0o700)
     (lab_dir / files.STATE_FILE).unlink(missing_ok=True)
@@ -91,7 +95,7 @@ def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, task_delay: str,
         process = subprocess.Popen(
             [sys.executable, "-m", files.SUPERVISOR_MODULE, str(lab_dir),
              "--vcenter-listen", f"127.0.0.1:{vcenter_port}", "--nsx-listen", f"127.0.0.1:{nsx_port}",
-             *(["--vcenter-task-delay", task_delay] if task_delay else []), *(["--nodes"] if nodes else [])],
+             *(["--vcenter-task-delay", task_delay] if task_delay else []), *(["--nodes", "--api-vip-provider", provider] if nodes else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives this command and its terminal
             env={**os.environ, "NSXKUBE_VCSIM": str(program.path)},
@@ -110,7 +114,7 @@ def _up_locked(lab_dir: Path, vcenter_port: int, nsx_port: int, task_delay: str,
                         hint=f"see {log_path}")
 
 
-def _prepare_nodes(lab_dir: Path, progress: Callable[[str], None]) -> None:
+def _prepare_nodes(lab_dir: Path, provider: str, progress: Callable[[str], None]) -> None:
     from nsxkube.lab.nodes import setup
     from nsxkube.lab.nodes.runtime import missing_node_tools, sweep_stale
 
@@ -123,7 +127,7 @@ def _prepare_nodes(lab_dir: Path, progress: Callable[[str], None]) -> None:
         progress(f"removed what an earlier lab's nodes had left: {', '.join(swept)}")
     located = setup.ensure_programs(progress)
     progress(f"kubectl: {setup.link_tools(lab_dir, located)}")
-    setup.ensure_images(lab_dir, progress)
+    setup.ensure_images(lab_dir, progress, provider)
 
 
 def _lab_dir(lab_dir: Path) -> Path:

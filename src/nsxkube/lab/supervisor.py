@@ -40,7 +40,7 @@ def log(message: str) -> None:
 
 
 def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str, vcenter_task_delay: str = "",
-          nodes: bool = False) -> int:
+          nodes: bool = False, api_vip_provider: str = "keepalived") -> int:
     from nsxkube.lab.bridge import NsxVcenterBridge
     from nsxkube.lab.cluster_file import CLUSTER_NAME, Endpoint, lab_cluster_yaml, ssh_keypair, with_nodes
     from nsxkube.lab.guest import GuestSimulator
@@ -91,7 +91,7 @@ def serve(lab_dir: Path, *, vcenter_listen: str, nsx_listen: str, vcenter_task_d
             cluster_yaml = with_nodes(cluster_yaml, kubernetes_version=kubernetes_version(),
                                       image_bundle=(lab_dir / IMAGES_FILE).resolve(),
                                       known_hosts=(lab_dir / KNOWN_HOSTS).resolve(),
-                                      clock_synchronized=clock_synchronized())
+                                      clock_synchronized=clock_synchronized(), api_vip_provider=api_vip_provider)
         (lab_dir / files.CLUSTER_FILE).write_text(cluster_yaml, encoding="utf-8")
         files.write_env(lab_dir, exported(vcsim, emulator))
         bridge = NsxVcenterBridge(emulator, session)
@@ -195,11 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nsx-listen", default="127.0.0.1:0")
     parser.add_argument("--vcenter-task-delay", default="")
     parser.add_argument("--nodes", action="store_true", help="a real node for every node VM that powers on")
+    parser.add_argument("--api-vip-provider", default="keepalived", choices=("keepalived", "kube-vip"))
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
         return serve(args.lab_dir.resolve(), vcenter_listen=args.vcenter_listen, nsx_listen=args.nsx_listen,
-                     vcenter_task_delay=args.vcenter_task_delay, nodes=args.nodes)
+                     vcenter_task_delay=args.vcenter_task_delay, nodes=args.nodes,
+                     api_vip_provider=args.api_vip_provider)
     except Exception as err:  # the parent shows this line from lab.log
         log(f"lab failed after {time.monotonic() - started:.1f} s: {type(err).__name__}: {err}")
         return 1

@@ -25,8 +25,12 @@ IMAGES_FILE = "images.tar"
 FIRST_BUILD_MINUTES = "15–20"  # measured on 2 cores with a cold Go cache (docs/testing.md)
 
 
-def node_image_references(kubernetes_version: str) -> tuple[str, ...]:
-    """The images of the lab's cluster: kubeadm's with kube-proxy (sandbox.cni bridge), no kube-vip (keepalived)."""
+VIP_PROVIDERS = ("keepalived", "kube-vip")
+
+
+def node_image_references(kubernetes_version: str, api_vip_provider: str = "keepalived") -> tuple[str, ...]:
+    """The images of the lab's cluster: kubeadm's with kube-proxy (sandbox.cni bridge), and kube-vip's
+    when it holds the API VIP (keepalived runs from the machine's package)."""
     from nsxkube.design.images import node_images
     from nsxkube.design.versions import resolve_versions
 
@@ -34,7 +38,7 @@ def node_image_references(kubernetes_version: str) -> tuple[str, ...]:
     if pinned is None:
         raise UsageError(f"programs/versions.env: Kubernetes {kubernetes_version} is not one nsxkube supports: "
                          + "; ".join(p.message for p in problems))
-    return node_images(pinned, kube_proxy=True, kube_vip=False)
+    return node_images(pinned, kube_proxy=True, kube_vip=api_vip_provider == "kube-vip")
 
 
 def programs_needed() -> tuple[str, ...]:
@@ -84,11 +88,12 @@ def _build(names: list[str], progress: Callable[[str], None]) -> None:
     process.wait()
 
 
-def ensure_images(lab_dir: Path, progress: Callable[[str], None]) -> Path:
-    """DIR/images.tar with every image of the lab's cluster; one clear error naming what cannot be built."""
+def ensure_images(lab_dir: Path, progress: Callable[[str], None], api_vip_provider: str = "keepalived") -> Path:
+    """DIR/images.tar with every image of the lab's cluster; one clear error naming what cannot be built
+    (kube-vip: nothing here builds it; its binary is looked for where the error says)."""
     from nsxkube.lab.nodes.images import ImageError, image_bundle
 
-    references = node_image_references(programs.kubernetes_version())
+    references = node_image_references(programs.kubernetes_version(), api_vip_provider)
     try:
         bundle = image_bundle(references)
     except ImageError as err:
