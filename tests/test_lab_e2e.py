@@ -239,7 +239,7 @@ def test_the_main_job_builds_a_cluster_on_real_nodes_changes_nothing_the_second_
                                    capture_output=True, text=True, timeout=300, env=env)
         checks = {c["id"]: c for c in json.loads(validated.stdout)["checks"]}
         for check in ("nodes.ready", "kubernetes.etcd", "kubernetes.api-vip"):
-            assert checks[check]["verdict"] == "ok", (checks[check], converged.stdout[-3000:])
+            assert checks[check]["verdict"] == "ok", f"{check}: {checks[check]['detail']}\n{converged.stdout[-3000:]}"
         again = subprocess.run([*nsxkube, "apply", str(lab_dir / "cluster.yaml"), "-o", "json"], capture_output=True,
                                text=True, timeout=300, env=env)
         assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False

@@ -121,3 +121,21 @@ def test_network_teardown_plan_deletes_each_owned_object() -> None:
     assert (change.action, change.kind, change.name, change.subject) == ("delete", "segment", "k8s-nodes-segment",
                                                                          owned[0])
 
+
+
+def test_control_plane_pods_not_ready_are_waited_for_and_ready_ones_change_nothing() -> None:
+    from nsxkube.phases.bootstrap.plan import CONTROL_PLANE_PODS, BootstrapSnapshot, LocalKubeconfig, plan_bootstrap
+    from nsxkube.providers.nodes.kube import CONTROL_PLANE_COMPONENTS
+    from nsxkube.providers.nodes.probes import LiveNode
+    from tests.support.specs import example_design
+
+    design = example_design()
+    names = [n.name for n in design.ip_plan.nodes]
+    cps = [n.name for n in design.ip_plan.control_planes]
+    live = {n: LiveNode(n, n == cps[0], n != cps[0], True) for n in names}
+    all_ready = {n: set(CONTROL_PLANE_COMPONENTS) for n in cps}
+    snapshot = BootstrapSnapshot(live, frozenset(), LocalKubeconfig("k"), control_plane_ready=all_ready)
+    assert not [c for c in plan_bootstrap(design, snapshot) if c.kind == CONTROL_PLANE_PODS]
+    snapshot.control_plane_ready = {**all_ready, cps[2]: set(CONTROL_PLANE_COMPONENTS) - {"etcd"}}
+    waits = [c for c in plan_bootstrap(design, snapshot) if c.kind == CONTROL_PLANE_PODS]
+    assert len(waits) == 1 and waits[0].action == "update" and f"etcd on {cps[2]}" in waits[0].detail

@@ -468,6 +468,7 @@ def node_network(workdir: Path, names: Sequence[str], *, subnet: str = "10.213.2
                            else network.network_address + first_host + index)
                 prepared.append(prepare_node(net, name, address, programs=programs or {}, sandbox_image=sandbox_image,
                                              start_kubelet=start_kubelet, root_login=True))
+            net.known_hosts.write_text("".join(f"{n.address} {n.host_key_public}\n" for n in prepared))
             for node in prepared:
                 _start_node(node)
             for node in prepared:

@@ -22,7 +22,14 @@ from nsxkube.design import Design, Node
 from nsxkube.errors import NsxkubeError, ProviderError
 from nsxkube.phases.bootstrap import kubeadm, metadata, prepare
 from nsxkube.phases.bootstrap.kubeadm import NodeProgress
-from nsxkube.phases.bootstrap.plan import BRIDGE_CNI, NODE_KINDS, BootstrapSnapshot, LocalKubeconfig, plan_bootstrap
+from nsxkube.phases.bootstrap.plan import (
+    BRIDGE_CNI,
+    CONTROL_PLANE_PODS,
+    NODE_KINDS,
+    BootstrapSnapshot,
+    LocalKubeconfig,
+    plan_bootstrap,
+)
 from nsxkube.phases.bootstrap.remote import PHASE_NAME, Nodes
 from nsxkube.pipeline.change import Change, mutating
 from nsxkube.pipeline.context import Context
@@ -65,6 +72,8 @@ class BootstrapPhase:
                 ctx.reporter.warning(self.name, f"CSR {name} is left pending: {refusal}")
             snapshot.kube_nodes = kube.parse_nodes(nodes.kubectl(first, "listing nodes", kube.list_nodes_script()))
             snapshot.desired_kubeconfig = metadata.read_desired_kubeconfig(nodes, first)
+            snapshot.control_plane_ready = kube.ready_components(
+                nodes.kubectl(first, "listing control-plane Pods", kube.list_control_plane_pods_script()))
         bundle = design.spec.kubernetes.image_bundle
         if bundle is not None and not all(s.joined or s.initialized for s in snapshot.nodes.values()):
             from nsxkube.images import verified_digest
@@ -148,7 +157,7 @@ class BootstrapPhase:
             if cni:
                 metadata.wait_until_ready(nodes, first, [n.name for n in cni if not progress[n.name].failed],
                                           READY_SECONDS)
-            if todo:  # also after a killed run whose control-plane joins this run did not see
+            if todo or mutating(changes, CONTROL_PLANE_PODS):  # also after a killed run's joins
                 metadata.wait_for_control_plane(nodes, first, [n.name for n in design.ip_plan.control_planes],
                                                 READY_SECONDS)
             metadata.ensure_kubeconfig(nodes, first)

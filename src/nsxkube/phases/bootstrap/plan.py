@@ -7,12 +7,19 @@ from typing import Any
 
 from nsxkube.design import Design, Node
 from nsxkube.pipeline.change import Change
-from nsxkube.providers.nodes.kube import SERVING_SIGNER, LiveCsr, LiveKubeNode, serving_csr_refusal
+from nsxkube.providers.nodes.kube import (
+    CONTROL_PLANE_COMPONENTS,
+    SERVING_SIGNER,
+    LiveCsr,
+    LiveKubeNode,
+    serving_csr_refusal,
+)
 from nsxkube.providers.nodes.probes import LiveNode
 
 CLUSTER_LABEL = "nsxkube/cluster"
 NODE_KINDS = ("control-plane", "worker")
 BRIDGE_CNI = "bridge CNI"
+CONTROL_PLANE_PODS = "control-plane Pods"
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class BootstrapSnapshot:
     kube_nodes: list[LiveKubeNode] = field(default_factory=list)
     desired_kubeconfig: str | None = field(default=None, repr=False)  # admin.conf pointed at the API endpoint
     image_bundle_sha256: str | None = None  # of kubernetes.image_bundle, verified when nodes are to be made
+    control_plane_ready: dict[str, set[str]] | None = None  # node → its Ready static Pods (cluster exists)
 
 
 def wanted_labels(design: Design, node: Node) -> dict[str, str]:
@@ -92,5 +100,12 @@ def plan_bootstrap(design: Design, snapshot: BootstrapSnapshot) -> list[Change]:
         node = by_name.get(kube_node.name)
         if node is not None and (missing := missing_labels(design, node, kube_node.labels)):
             changes.append(Change("update", "node", node.name, "label it by role", tuple(sorted(missing))))
+    if snapshot.control_plane_ready is not None:
+        joined = [n.name for n in design.ip_plan.control_planes
+                  if snapshot.nodes[n.name].joined or snapshot.nodes[n.name].initialized]
+        late = [f"{c} on {name}" for name in joined for c in CONTROL_PLANE_COMPONENTS
+                if c not in snapshot.control_plane_ready.get(name, set())]
+        if late:  # e.g. a member a killed run joined, still catching up
+            changes.append(Change("update", CONTROL_PLANE_PODS, ", ".join(joined), "wait until Ready: " + ", ".join(late)))
     changes.append(kubeconfig_change(design, snapshot.kubeconfig, snapshot.desired_kubeconfig))
     return changes
