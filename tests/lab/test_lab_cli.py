@@ -46,3 +46,13 @@ def test_lab_nsx_refuses_an_unknown_preset_in_one_line() -> None:
                           text=True, timeout=30)
     assert done.returncode == 2 and done.stderr.startswith("error: lab nsx: unknown preset 'nope'")
     assert done.stderr.count("\n") == 1
+
+
+def test_lab_up_refuses_a_vip_provider_it_cannot_give_in_one_line(tmp_path: Path) -> None:
+    for args, said in ((["--api-vip-provider", "kube-vip"], "error: --api-vip-provider is for the lab's nodes"),
+                       (["--nodes", "--api-vip-provider", "haproxy"], "error: --api-vip-provider 'haproxy': ")):
+        done = subprocess.run([sys.executable, "-m", "nsxkube", "lab", "up", "--dir", str(tmp_path / "lab"), *args],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 2 and done.stderr.startswith(said), done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+        assert not (tmp_path / "lab" / "lab.json").exists()  # nothing started
