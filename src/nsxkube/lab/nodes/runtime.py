@@ -61,8 +61,10 @@ LOCK_FILE = Path("/run/lock/nsxkube-test-nodes.lock")
 PRIVATE_DIRS = ("/etc", "/var/lib", "/var/log", "/var/backups", "/usr/local/bin", "/root", "/home", "/tmp")
 COPIED_DIRS = ("/etc",)
 # What a fresh node's /etc must not inherit from the machine's.
+# default/keepalived: the package's file empties DAEMON_ARGS, and the node has no syslog for keepalived
+# to log to; the unit's own arguments send its log to the console, which the node's journal keeps.
 CLEARED_FROM_ETC = ("ssh/ssh_host_*", "ssh/sshd_config.d/*", "kubernetes", "cni/net.d/*", "keepalived/*.conf",
-                    "containerd/*", "default/kubelet", "sudoers.d/*", "netplan/*")
+                    "containerd/*", "default/kubelet", "default/keepalived", "sudoers.d/*", "netplan/*")
 
 # Machine-wide sysctls the kubelet sets on start (protectKernelDefaults: false): restored afterwards.
 KUBELET_GLOBAL_SYSCTLS = ("vm.overcommit_memory", "vm.panic_on_oom", "kernel.panic", "kernel.panic_on_oops",
